@@ -1,0 +1,60 @@
+//! What the FAB training loop needs from a normalizing flow.
+//!
+//! A flow is a [`LogDensity`] (log q and ∇ₓ log q, the latter for HMC) that can also draw samples
+//! and return the parameter gradient of the weighted negative log-likelihood
+//! L(θ) = −(1/B) Σᵢ cᵢ log q_θ(xᵢ), with the coefficients cᵢ computed from the (detached)
+//! log q values of the same forward pass. Every FAB loss is of that form (see [`crate::loss`]).
+//! Parameters are exposed as one flat vector so the optimiser ([`crate::optim`]) and checkpoints
+//! ([`crate::checkpoint`]) can live here, independent of the autodiff backend.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+use crate::{FabRng, LogDensity, Result};
+
+/// Gradient of the weighted negative log-likelihood at the current parameters.
+#[derive(Debug, Clone)]
+pub struct WeightedGrad {
+    /// log q_θ(xᵢ) before any update (these are the "log q_new" of the buffer adjustment).
+    pub log_q: Array1<f64>,
+    /// The coefficients cᵢ that were used.
+    pub coefficients: Array1<f64>,
+    /// L(θ) = −mean(c ⊙ log q).
+    pub loss: f64,
+    /// ∂L/∂θ, laid out as [`Flow::params`].
+    pub grad: Vec<f64>,
+}
+
+/// Outcome of one optimiser step, for logging.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepInfo {
+    /// Loss value before the step.
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// True if the step was skipped (non-finite loss or gradient).
+    pub skipped: bool,
+}
+
+/// A normalizing flow q_θ trainable by FAB.
+pub trait Flow: LogDensity {
+    /// Draws `n` samples x ∼ q_θ with their log q(x).
+    fn sample(&self, n: usize, rng: &mut FabRng) -> Result<(Array2<f64>, Array1<f64>)>;
+
+    /// Computes log q(x), the coefficients `coeff(log q)` (held constant) and the gradient of
+    /// −mean(c ⊙ log q) with respect to the parameters, in one forward and one backward pass.
+    fn weighted_nll_grad(
+        &self,
+        x: ArrayView2<f64>,
+        coeff: &mut dyn FnMut(ArrayView1<f64>) -> Array1<f64>,
+    ) -> Result<WeightedGrad>;
+
+    /// All trainable parameters as one flat vector.
+    fn params(&self) -> Vec<f64>;
+
+    /// Overwrites all parameters from a flat vector laid out as [`Flow::params`].
+    fn set_params(&mut self, params: &[f64]) -> Result<()>;
+
+    /// Name and shape of each parameter tensor, in the order of [`Flow::params`]; used to name
+    /// tensors in checkpoints and to detect a checkpoint from another architecture.
+    fn param_layout(&self) -> Vec<(String, Vec<usize>)>;
+}

@@ -1,0 +1,37 @@
+//! fab-core: the math core of FAB (Flow Annealed Importance Sampling Bootstrap).
+//!
+//! Everything here is independent of how flows, samplers and targets are implemented:
+//! the traits they implement ([`LogDensity`], [`Flow`], [`Target`], [`AnnealedSampler`]),
+//! importance-weight arithmetic and ESS, the FAB loss, the prioritised replay buffer,
+//! Adam with gradient-norm clipping, the training loop, evaluation metrics and checkpoints.
+//! No other fab crate is a dependency: flows, samplers and targets depend on this crate.
+
+pub mod buffer;
+pub mod checkpoint;
+pub mod density;
+pub mod error;
+pub mod flow;
+pub mod loss;
+pub mod metrics;
+pub mod optim;
+pub mod rng;
+pub mod sampler;
+pub mod target;
+pub mod train;
+pub mod weights;
+
+pub use buffer::PrioritisedBuffer;
+pub use density::{CountingDensity, LogDensity};
+pub use error::{FabError, Result};
+pub use flow::{Flow, StepInfo};
+pub use rng::FabRng;
+pub use sampler::{AisBatch, AnnealTarget, AnnealedSampler};
+pub use target::Target;
+
+/// The items most users need, for `use fab_core::prelude::*`.
+pub mod prelude {
+    pub use crate::{
+        AisBatch, AnnealTarget, AnnealedSampler, CountingDensity, FabError, FabRng, Flow,
+        LogDensity, PrioritisedBuffer, Result, StepInfo, Target,
+    };
+}

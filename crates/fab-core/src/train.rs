@@ -1,0 +1,455 @@
+//! The FAB training loop (fab-torch order, fab-spec §4.4).
+//!
+//! One iteration with the prioritised buffer: AIS toward g = p^α q^(1−α) from N fresh flow samples
+//! → add the batch to the buffer → draw `n_updates` minibatches ∝ w without replacement → for each,
+//! one optimiser step on −mean(min(w_adjust, C) · log q) followed by the buffer weight adjustment.
+//! Without buffer: AIS, then one step on −mean(softmax(log w) · log q) at the AIS points.
+//!
+//! The loop is quiet: progress bars, metric files and checkpoints are attached by the caller as an
+//! [`Observer`] (argmin's executor/observer split), which keeps the library testable.
+
+use std::ops::ControlFlow;
+
+use ndarray::Array1;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::Checkpoint;
+use crate::loss::{buffer_coefficients, log_w_adjust, no_buffer_coefficients};
+use crate::optim::{Adam, AdamConfig};
+use crate::weights::{ess, log_z_estimate};
+use crate::{
+    AnnealTarget, AnnealedSampler, CountingDensity, FabError, FabRng, Flow, LogDensity,
+    PrioritisedBuffer, Result, StepInfo,
+};
+
+/// Which FAB estimator to train with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LossKind {
+    /// FAB with the prioritised replay buffer (the paper's main method).
+    FabBuffer,
+    /// FAB without buffer: one step per AIS batch with self-normalised weights.
+    FabNoBuffer,
+}
+
+/// Replay-buffer settings (fab-spec §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferConfig {
+    /// Rows required before sampling starts (the initial fill runs AIS until reached).
+    pub min_length: usize,
+    /// Capacity (FIFO beyond it).
+    pub max_length: usize,
+    /// Gradient steps per AIS batch.
+    pub n_updates: usize,
+    /// Clip C of the loss multiplier min(w_adjust, C); `None` = no clip (fab-torch GMM).
+    pub w_adjust_clip: Option<f64>,
+}
+
+/// How long to train.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Iterations {
+    /// A fixed number of iterations.
+    Fixed(u64),
+    /// A budget of flow evaluations, converted as in fab-torch's `get_n_iterations` (fab-spec §5.1).
+    FlowEvalBudget(u64),
+}
+
+/// Training settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Seed of the whole run (flow init uses its own seed from the flow config).
+    pub seed: u64,
+    /// AIS batch size N, also the minibatch size B.
+    pub batch_size: usize,
+    /// α of the α-divergence (2 in the paper).
+    pub alpha: f64,
+    /// Estimator.
+    pub loss: LossKind,
+    /// Replay buffer (ignored by `FabNoBuffer`).
+    pub buffer: BufferConfig,
+    /// Optimiser.
+    pub optimizer: AdamConfig,
+    /// Length of training.
+    pub iterations: Iterations,
+}
+
+impl TrainConfig {
+    /// Number of iterations, resolving a flow-evaluation budget with `per` = flow evaluations per
+    /// sample of one AIS pass.
+    pub fn n_iterations(&self, per: usize) -> u64 {
+        let (per, n) = (per as u64, self.batch_size as u64);
+        match (self.iterations, self.loss) {
+            (Iterations::Fixed(k), _) => k,
+            (Iterations::FlowEvalBudget(b), LossKind::FabBuffer) => {
+                b.saturating_sub(per * self.buffer.min_length as u64) / ((per + 1) * n)
+            }
+            (Iterations::FlowEvalBudget(b), LossKind::FabNoBuffer) => b / (per * n),
+        }
+    }
+
+    /// Checks the settings for values the algorithm cannot run with.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &str, reason: &str| Err(FabError::invalid(format!("training.{field}"), reason));
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be positive");
+        }
+        if !(self.alpha.is_finite() && self.alpha > 0.0) {
+            return bad("alpha", "must be a positive number");
+        }
+        if self.loss == LossKind::FabBuffer {
+            let b = &self.buffer;
+            if b.n_updates == 0 {
+                return bad("buffer.n_updates", "must be positive");
+            }
+            if b.min_length > b.max_length || b.max_length == 0 {
+                return bad("buffer", "need min_length <= max_length and max_length > 0");
+            }
+            if b.n_updates * self.batch_size > b.min_length {
+                return bad("buffer.min_length", "must be at least n_updates * batch_size");
+            }
+        }
+        if !(self.optimizer.lr.is_finite() && self.optimizer.lr > 0.0) {
+            return bad("optimizer.lr", "must be a positive number");
+        }
+        Ok(())
+    }
+}
+
+/// What one iteration did, for logging (one CSV row).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct IterInfo {
+    /// 1-based iteration number.
+    pub iteration: u64,
+    /// Mean loss over the iteration's gradient steps.
+    pub loss: f64,
+    /// Mean pre-clip gradient norm.
+    pub grad_norm: f64,
+    /// Gradient steps skipped for non-finite loss or gradient.
+    pub skipped_steps: usize,
+    /// ESS (normalised) of the AIS batch toward g.
+    pub ess_ais: f64,
+    /// ESS (normalised) of the flow samples toward p that started the AIS chains.
+    pub ess_flow: f64,
+    /// log Z estimate of the AIS goal g from this batch.
+    pub log_z_ais: f64,
+    /// Mean acceptance probability over intermediate distributions.
+    pub acceptance: f64,
+    /// Mean step size over intermediate distributions (after tuning).
+    pub step_size: f64,
+    /// Initial flow samples that were non-finite and replaced.
+    pub n_invalid: usize,
+    /// Target evaluations so far, including the buffer fill.
+    pub target_evals: u64,
+}
+
+/// Serialisable scalar state of a trainer, stored in checkpoint metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainerState {
+    iteration: u64,
+    target_evals: u64,
+    adam_t: u64,
+    buffer_write_index: usize,
+    rng: FabRng,
+}
+
+/// The training state: optimiser, buffer, RNG, counters.
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    /// Settings.
+    pub config: TrainConfig,
+    /// Optimiser over the flow's flat parameters.
+    pub adam: Adam,
+    /// Replay buffer (FAB with buffer only).
+    pub buffer: Option<PrioritisedBuffer>,
+    /// Completed iterations.
+    pub iteration: u64,
+    /// Target evaluations so far.
+    pub target_evals: u64,
+    /// Training random stream.
+    pub rng: FabRng,
+}
+
+impl Trainer {
+    /// A fresh trainer for `flow`.
+    pub fn new(config: TrainConfig, flow: &dyn Flow) -> Result<Self> {
+        config.validate()?;
+        let buffer = match config.loss {
+            LossKind::FabBuffer => Some(PrioritisedBuffer::new(
+                flow.dim(),
+                config.buffer.min_length,
+                config.buffer.max_length,
+            )?),
+            LossKind::FabNoBuffer => None,
+        };
+        Ok(Self {
+            adam: Adam::new(config.optimizer, flow.params().len()),
+            buffer,
+            iteration: 0,
+            target_evals: 0,
+            rng: crate::rng::seeded(config.seed),
+            config,
+        })
+    }
+
+    fn goal(&self) -> AnnealTarget {
+        AnnealTarget::Fab { alpha: self.config.alpha }
+    }
+
+    /// Fills the buffer with AIS batches until it can be sampled (no-op without buffer or if full
+    /// enough). Step sizes are tuned during the fill, as in both reference codes.
+    pub fn fill_buffer(
+        &mut self,
+        flow: &dyn Flow,
+        sampler: &mut dyn AnnealedSampler,
+        target: &dyn LogDensity,
+    ) -> Result<()> {
+        let counting = CountingDensity::new(target, self.target_evals);
+        let goal = self.goal();
+        if let Some(buffer) = self.buffer.as_mut() {
+            while !buffer.can_sample() {
+                let ais = sampler.run(flow, &counting, self.config.batch_size, goal, true, &mut self.rng)?;
+                buffer.add(ais.x.view(), ais.log_w.view(), ais.log_q.view())?;
+            }
+        }
+        self.target_evals = counting.count();
+        Ok(())
+    }
+
+    /// Applies one optimiser step with gradient `grad`; returns what happened.
+    fn apply(&mut self, flow: &mut dyn Flow, loss: f64, mut grad: Vec<f64>) -> Result<StepInfo> {
+        if !loss.is_finite() {
+            return Ok(StepInfo { loss, grad_norm: f64::NAN, skipped: true });
+        }
+        let mut params = flow.params();
+        let (grad_norm, taken) = self.adam.step(&mut params, &mut grad);
+        if taken {
+            flow.set_params(&params)?;
+        }
+        Ok(StepInfo { loss, grad_norm, skipped: !taken })
+    }
+
+    /// One FAB iteration. Call [`Trainer::fill_buffer`] first when training with a buffer.
+    pub fn iteration(
+        &mut self,
+        flow: &mut dyn Flow,
+        sampler: &mut dyn AnnealedSampler,
+        target: &dyn LogDensity,
+    ) -> Result<IterInfo> {
+        let counting = CountingDensity::new(target, self.target_evals);
+        let ais = sampler.run(&*flow, &counting, self.config.batch_size, self.goal(), true, &mut self.rng)?;
+        self.target_evals = counting.count();
+
+        let mut steps = Vec::new();
+        match self.config.loss {
+            LossKind::FabNoBuffer => {
+                let c = no_buffer_coefficients(ais.log_w.view());
+                let g = flow.weighted_nll_grad(ais.x.view(), &mut |_| c.clone())?;
+                steps.push(self.apply(flow, g.loss, g.grad)?);
+            }
+            LossKind::FabBuffer => {
+                let buffer = self.buffer.as_mut().ok_or_else(|| {
+                    FabError::invalid("trainer", "FAB with buffer needs a buffer")
+                })?;
+                buffer.add(ais.x.view(), ais.log_w.view(), ais.log_q.view())?;
+                if !buffer.can_sample() {
+                    return Err(FabError::invalid("trainer", "buffer not filled: call fill_buffer first"));
+                }
+                let (alpha, clip) = (self.config.alpha, self.config.buffer.w_adjust_clip);
+                let batches = buffer.sample_n_batches(
+                    self.config.batch_size,
+                    self.config.buffer.n_updates,
+                    &mut self.rng,
+                )?;
+                for batch in batches {
+                    let mut adjust = Array1::zeros(0);
+                    let g = flow.weighted_nll_grad(batch.x.view(), &mut |log_q| {
+                        adjust = log_w_adjust(alpha, log_q, batch.log_q_old.view());
+                        buffer_coefficients(adjust.view(), clip)
+                    })?;
+                    steps.push(self.apply(flow, g.loss, g.grad)?);
+                    // Adjust with log q of the parameters *before* this step (fab-spec §4.4).
+                    self.buffer
+                        .as_mut()
+                        .expect("checked above")
+                        .adjust(&batch.indices, adjust.view(), g.log_q.view())?;
+                }
+            }
+        }
+        self.iteration += 1;
+        let taken: Vec<&StepInfo> = steps.iter().filter(|s| !s.skipped).collect();
+        let mean = |f: fn(&StepInfo) -> f64| {
+            if taken.is_empty() {
+                f64::NAN
+            } else {
+                taken.iter().map(|s| f(s)).sum::<f64>() / taken.len() as f64
+            }
+        };
+        let step_sizes = sampler.step_sizes();
+        Ok(IterInfo {
+            iteration: self.iteration,
+            loss: mean(|s| s.loss),
+            grad_norm: mean(|s| s.grad_norm),
+            skipped_steps: steps.len() - taken.len(),
+            ess_ais: ess(ais.log_w.view()),
+            ess_flow: ess(ais.flow_log_w.view()),
+            log_z_ais: log_z_estimate(ais.log_w.view()),
+            acceptance: mean_of(&ais.acceptance),
+            step_size: mean_of(&step_sizes),
+            n_invalid: ais.n_invalid,
+            target_evals: self.target_evals,
+        })
+    }
+
+    /// Writes optimiser, buffer, sampler step sizes, flow parameters and counters into `ck`.
+    pub fn save(&self, flow: &dyn Flow, sampler: &dyn AnnealedSampler, ck: &mut Checkpoint) -> Result<()> {
+        let params = flow.params();
+        let mut offset = 0;
+        for (name, shape) in flow.param_layout() {
+            let len: usize = shape.iter().product();
+            ck.put_tensor(format!("flow.{name}"), &shape, params[offset..offset + len].to_vec())?;
+            offset += len;
+        }
+        ck.put_tensor("adam.m", &[self.adam.m.len()], self.adam.m.clone())?;
+        ck.put_tensor("adam.v", &[self.adam.v.len()], self.adam.v.clone())?;
+        let steps = sampler.step_sizes();
+        ck.put_tensor("sampler.step_sizes", &[steps.len()], steps)?;
+        let mut write_index = 0;
+        if let Some(buffer) = &self.buffer {
+            let (x, log_w, log_q) = buffer.contents();
+            ck.put_tensor("buffer.x", &[x.nrows(), x.ncols()], x.iter().copied().collect())?;
+            ck.put_tensor("buffer.log_w", &[log_w.len()], log_w.to_vec())?;
+            ck.put_tensor("buffer.log_q_old", &[log_q.len()], log_q.to_vec())?;
+            write_index = buffer.write_index();
+        }
+        let state = TrainerState {
+            iteration: self.iteration,
+            target_evals: self.target_evals,
+            adam_t: self.adam.t,
+            buffer_write_index: write_index,
+            rng: self.rng.clone(),
+        };
+        ck.put_meta(
+            "trainer",
+            serde_json::to_string(&state).map_err(|e| FabError::Backend(e.to_string()))?,
+        );
+        Ok(())
+    }
+
+    /// Restores flow parameters, sampler step sizes and the trainer state saved by [`Trainer::save`].
+    /// Every tensor is checked against the current model's layout.
+    pub fn restore(
+        &mut self,
+        flow: &mut dyn Flow,
+        sampler: &mut dyn AnnealedSampler,
+        ck: &Checkpoint,
+    ) -> Result<()> {
+        load_flow(flow, ck)?;
+        let n = self.adam.m.len();
+        self.adam.m = ck.tensor("adam.m", &[n])?.iter().copied().collect();
+        self.adam.v = ck.tensor("adam.v", &[n])?.iter().copied().collect();
+        let n_steps = sampler.step_sizes().len();
+        let steps: Vec<f64> = ck.tensor("sampler.step_sizes", &[n_steps])?.iter().copied().collect();
+        sampler.set_step_sizes(&steps)?;
+        let state: TrainerState = ck.meta_json("trainer")?;
+        if let Some(buffer) = self.buffer.as_mut() {
+            let x = ck.tensor2("buffer.x", flow.dim())?;
+            let log_w = ck.tensor1("buffer.log_w")?;
+            let log_q = ck.tensor1("buffer.log_q_old")?;
+            buffer.restore(x.view(), log_w.view(), log_q.view(), state.buffer_write_index)?;
+        }
+        self.iteration = state.iteration;
+        self.target_evals = state.target_evals;
+        self.adam.t = state.adam_t;
+        self.rng = state.rng;
+        Ok(())
+    }
+}
+
+/// Loads flow parameters from a checkpoint written by [`Trainer::save`], checking every tensor's
+/// name and shape against the flow's layout (a checkpoint of another architecture is rejected).
+pub fn load_flow(flow: &mut dyn Flow, ck: &Checkpoint) -> Result<()> {
+    let mut params = Vec::new();
+    for (name, shape) in flow.param_layout() {
+        params.extend(ck.tensor(&format!("flow.{name}"), &shape)?.iter().copied());
+    }
+    flow.set_params(&params)
+}
+
+fn mean_of(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// Context handed to an [`Observer`] after each iteration.
+pub struct TrainContext<'a> {
+    /// The trainer (read-only).
+    pub trainer: &'a Trainer,
+    /// The flow being trained.
+    pub flow: &'a dyn Flow,
+    /// The sampler (mutable so evaluation AIS can run; evaluations must pass `tune = false`).
+    pub sampler: &'a mut dyn AnnealedSampler,
+}
+
+/// Hooks attached to the training loop: logging, evaluation, checkpoints, early stop.
+pub trait Observer {
+    /// Called after every iteration; return `Break` to stop training.
+    fn after_iteration(&mut self, info: &IterInfo, ctx: TrainContext<'_>) -> Result<ControlFlow<()>>;
+}
+
+/// Runs training from the trainer's current iteration up to `n_iterations`.
+pub fn run(
+    trainer: &mut Trainer,
+    flow: &mut dyn Flow,
+    sampler: &mut dyn AnnealedSampler,
+    target: &dyn LogDensity,
+    n_iterations: u64,
+    observer: &mut dyn Observer,
+) -> Result<()> {
+    trainer.fill_buffer(&*flow, sampler, target)?;
+    while trainer.iteration < n_iterations {
+        let info = trainer.iteration(flow, sampler, target)?;
+        let ctx = TrainContext { trainer, flow: &*flow, sampler };
+        if observer.after_iteration(&info, ctx)?.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::LrSchedule;
+
+    fn config(loss: LossKind) -> TrainConfig {
+        TrainConfig {
+            seed: 0,
+            batch_size: 128,
+            alpha: 2.0,
+            loss,
+            buffer: BufferConfig { min_length: 1280, max_length: 12800, n_updates: 4, w_adjust_clip: None },
+            optimizer: AdamConfig { lr: 1e-4, schedule: LrSchedule::Constant, ..Default::default() },
+            iterations: Iterations::FlowEvalBudget(20_000_000),
+        }
+    }
+
+    #[test]
+    fn flow_eval_budget_gives_fab_torch_iteration_counts() {
+        // fab-spec §5.1: GMM, Metropolis with 1 intermediate distribution and 1 step → 2 flow
+        // evaluations per sample; 52,076 iterations with buffer, 78,125 without.
+        assert_eq!(config(LossKind::FabBuffer).n_iterations(2), 52_076);
+        assert_eq!(config(LossKind::FabNoBuffer).n_iterations(2), 78_125);
+    }
+
+    #[test]
+    fn validation_names_the_bad_field() {
+        let mut c = config(LossKind::FabBuffer);
+        c.buffer.min_length = 100;
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(msg.contains("training.buffer.min_length"), "{msg}");
+    }
+}
