@@ -1,0 +1,44 @@
+//! A dense layer y = x W + b with runtime shapes (dfdx 0.13's `nn::Linear` is const-generic only).
+
+use dfdx::prelude::*;
+use rand::Rng;
+
+use fab_core::FabRng;
+
+/// Dense layer with weight (in, out) and bias (out,).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// Weight, shape (in, out).
+    pub w: Tensor<(usize, usize), f64, Cpu>,
+    /// Bias, shape (out,).
+    pub b: Tensor<(usize,), f64, Cpu>,
+}
+
+impl Linear {
+    /// PyTorch's default initialisation: weights and biases U(−1/√in, 1/√in).
+    pub fn uniform(dev: &Cpu, n_in: usize, n_out: usize, rng: &mut FabRng) -> Self {
+        let bound = 1.0 / (n_in as f64).sqrt();
+        let w = (0..n_in * n_out).map(|_| rng.gen_range(-bound..bound)).collect();
+        let b = (0..n_out).map(|_| rng.gen_range(-bound..bound)).collect();
+        Self { w: dev.tensor_from_vec(w, (n_in, n_out)), b: dev.tensor_from_vec(b, (n_out,)) }
+    }
+
+    /// All-zero layer (identity initialisation of coupling outputs).
+    pub fn zeros(dev: &Cpu, n_in: usize, n_out: usize) -> Self {
+        Self {
+            w: dev.tensor_from_vec(vec![0.0; n_in * n_out], (n_in, n_out)),
+            b: dev.tensor_from_vec(vec![0.0; n_out], (n_out,)),
+        }
+    }
+
+    /// x W + b for a batch x of shape (n, in).
+    pub fn forward<T: Tape<f64, Cpu>>(
+        &self,
+        x: Tensor<(usize, usize), f64, Cpu, T>,
+    ) -> Tensor<(usize, usize), f64, Cpu, T> {
+        let n = x.shape().0;
+        let out = self.w.shape().1;
+        let b = self.b.retaped::<T>().broadcast_like::<_, Axis<0>>(&(n, out));
+        x.matmul(self.w.retaped::<T>()) + b
+    }
+}
