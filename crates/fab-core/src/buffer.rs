@@ -92,7 +92,12 @@ impl PrioritisedBuffer {
             return Err(FabError::shape(
                 "buffer add",
                 format!("x (n, {}) with n log w and n log q", self.x.ncols()),
-                format!("x {:?}, {} log w, {} log q", x.dim(), log_w.len(), log_q.len()),
+                format!(
+                    "x {:?}, {} log w, {} log q",
+                    x.dim(),
+                    log_w.len(),
+                    log_q.len()
+                ),
             ));
         }
         let cap = self.max_length();
@@ -133,11 +138,16 @@ impl PrioritisedBuffer {
 
     /// k distinct row indices ∝ exp(log w) by the Gumbel-top-k trick, randomly permuted.
     pub fn sample_indices(&self, k: usize, rng: &mut FabRng) -> Result<Vec<usize>> {
-        let valid = (0..self.filled).filter(|&i| self.log_w[i].is_finite()).count();
+        let valid = (0..self.filled)
+            .filter(|&i| self.log_w[i].is_finite())
+            .count();
         if k > valid {
             return Err(FabError::invalid(
                 "buffer sample",
-                format!("requested {k} distinct rows but only {valid} of {} rows have a finite weight", self.filled),
+                format!(
+                    "requested {k} distinct rows but only {valid} of {} rows have a finite weight",
+                    self.filled
+                ),
             ));
         }
         let mut keyed: Vec<(f64, usize)> = (0..self.filled)
@@ -171,12 +181,19 @@ impl PrioritisedBuffer {
             return Err(FabError::shape(
                 "buffer adjust",
                 indices.len(),
-                format!("{} adjustments, {} log q", log_w_adjust.len(), log_q_new.len()),
+                format!(
+                    "{} adjustments, {} log q",
+                    log_w_adjust.len(),
+                    log_q_new.len()
+                ),
             ));
         }
         for (j, &i) in indices.iter().enumerate() {
             if i >= self.filled {
-                return Err(FabError::invalid("buffer adjust", format!("row {i} was never written")));
+                return Err(FabError::invalid(
+                    "buffer adjust",
+                    format!("row {i} was never written"),
+                ));
             }
             let (a, lq) = (log_w_adjust[j], log_q_new[j]);
             if a.is_finite() && lq.is_finite() {
@@ -190,7 +207,13 @@ impl PrioritisedBuffer {
     }
 
     /// The stored rows (x, log w, log q_old) of the filled part, for checkpoints and inspection.
-    pub fn contents(&self) -> (ArrayView2<'_, f64>, ArrayView1<'_, f64>, ArrayView1<'_, f64>) {
+    pub fn contents(
+        &self,
+    ) -> (
+        ArrayView2<'_, f64>,
+        ArrayView1<'_, f64>,
+        ArrayView1<'_, f64>,
+    ) {
         let n = self.filled;
         (
             self.x.slice(ndarray::s![..n, ..]),
@@ -221,13 +244,23 @@ impl PrioritisedBuffer {
         {
             return Err(FabError::shape(
                 "buffer restore",
-                format!("at most {} rows of dimension {}", self.max_length(), self.x.ncols()),
-                format!("x {:?}, {} log w, write index {write_index}", x.dim(), log_w.len()),
+                format!(
+                    "at most {} rows of dimension {}",
+                    self.max_length(),
+                    self.x.ncols()
+                ),
+                format!(
+                    "x {:?}, {} log w, write index {write_index}",
+                    x.dim(),
+                    log_w.len()
+                ),
             ));
         }
         self.x.slice_mut(ndarray::s![..n, ..]).assign(&x);
         self.log_w.slice_mut(ndarray::s![..n]).assign(&log_w);
-        self.log_q_old.slice_mut(ndarray::s![..n]).assign(&log_q_old);
+        self.log_q_old
+            .slice_mut(ndarray::s![..n])
+            .assign(&log_q_old);
         self.filled = n;
         self.write_index = write_index;
         Ok(())
@@ -245,7 +278,8 @@ mod tests {
         let mut b = PrioritisedBuffer::new(1, 1, n).unwrap();
         let x = Array2::from_shape_fn((n, 1), |(i, _)| i as f64);
         let log_w: Array1<f64> = w.iter().map(|v| v.ln()).collect();
-        b.add(x.view(), log_w.view(), Array1::zeros(n).view()).unwrap();
+        b.add(x.view(), log_w.view(), Array1::zeros(n).view())
+            .unwrap();
         b
     }
 
@@ -292,10 +326,15 @@ mod tests {
     fn ring_overwrites_oldest_and_invalid_rows_are_never_sampled() {
         let mut b = PrioritisedBuffer::new(1, 2, 3).unwrap();
         let x = array![[1.0], [2.0]];
-        b.add(x.view(), array![0.0, 0.0].view(), array![0.0, 0.0].view()).unwrap();
-        assert!(b.can_sample());
-        b.add(array![[3.0], [f64::NAN]].view(), array![0.0, 0.0].view(), array![0.0, 0.0].view())
+        b.add(x.view(), array![0.0, 0.0].view(), array![0.0, 0.0].view())
             .unwrap();
+        assert!(b.can_sample());
+        b.add(
+            array![[3.0], [f64::NAN]].view(),
+            array![0.0, 0.0].view(),
+            array![0.0, 0.0].view(),
+        )
+        .unwrap();
         let (xs, lw, _) = b.contents();
         assert!(xs[[0, 0]].is_nan()); // row 0 (oldest) was overwritten by the NaN row
         assert_eq!(lw[0], f64::NEG_INFINITY);
@@ -310,7 +349,12 @@ mod tests {
     #[test]
     fn adjust_adds_the_unclipped_ratio_and_kills_non_finite_rows() {
         let mut b = buffer_with_weights(&[1.0, 1.0, 1.0]);
-        b.adjust(&[0, 2], array![0.7, f64::NAN].view(), array![-3.0, -1.0].view()).unwrap();
+        b.adjust(
+            &[0, 2],
+            array![0.7, f64::NAN].view(),
+            array![-3.0, -1.0].view(),
+        )
+        .unwrap();
         let (_, lw, lq) = b.contents();
         assert!((lw[0] - 0.7).abs() < 1e-15);
         assert_eq!(lq[0], -3.0);

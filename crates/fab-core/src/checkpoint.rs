@@ -29,10 +29,16 @@ impl Checkpoint {
     }
 
     /// Stores a tensor under `name`.
-    pub fn put_tensor(&mut self, name: impl Into<String>, shape: &[usize], data: Vec<f64>) -> Result<()> {
+    pub fn put_tensor(
+        &mut self,
+        name: impl Into<String>,
+        shape: &[usize],
+        data: Vec<f64>,
+    ) -> Result<()> {
         let name = name.into();
-        let array = ArrayD::from_shape_vec(IxDyn(shape), data)
-            .map_err(|e| FabError::shape(format!("checkpoint tensor {name}"), format!("{shape:?}"), e))?;
+        let array = ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| {
+            FabError::shape(format!("checkpoint tensor {name}"), format!("{shape:?}"), e)
+        })?;
         self.tensors.insert(name, array);
         Ok(())
     }
@@ -65,14 +71,20 @@ impl Checkpoint {
 
     /// Tensor `name` with exactly `shape`, or an error naming the file, tensor and both shapes.
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<&ArrayD<f64>> {
-        let t = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| self.err(name, "tensor missing (checkpoint from another model or run type?)"))?;
+        let t = self.tensors.get(name).ok_or_else(|| {
+            self.err(
+                name,
+                "tensor missing (checkpoint from another model or run type?)",
+            )
+        })?;
         if t.shape() != shape {
             return Err(self.err(
                 name,
-                format!("shape {:?} in file, but the current model needs {:?}", t.shape(), shape),
+                format!(
+                    "shape {:?} in file, but the current model needs {:?}",
+                    t.shape(),
+                    shape
+                ),
             ));
         }
         Ok(t)
@@ -80,7 +92,10 @@ impl Checkpoint {
 
     /// Tensor `name` as a 1-D array, of any length.
     pub fn tensor1(&self, name: &str) -> Result<Array1<f64>> {
-        let t = self.tensors.get(name).ok_or_else(|| self.err(name, "tensor missing"))?;
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| self.err(name, "tensor missing"))?;
         t.clone()
             .into_dimensionality()
             .map_err(|_| self.err(name, format!("expected 1-D, got shape {:?}", t.shape())))
@@ -88,9 +103,15 @@ impl Checkpoint {
 
     /// Tensor `name` as a 2-D array with `cols` columns and any number of rows.
     pub fn tensor2(&self, name: &str, cols: usize) -> Result<Array2<f64>> {
-        let t = self.tensors.get(name).ok_or_else(|| self.err(name, "tensor missing"))?;
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| self.err(name, "tensor missing"))?;
         if t.ndim() != 2 || t.shape()[1] != cols {
-            return Err(self.err(name, format!("expected shape (n, {cols}), got {:?}", t.shape())));
+            return Err(self.err(
+                name,
+                format!("expected shape (n, {cols}), got {:?}", t.shape()),
+            ));
         }
         Ok(t.clone().into_dimensionality().expect("checked 2-D"))
     }
@@ -103,8 +124,14 @@ impl Checkpoint {
     /// Writes the checkpoint to `path` atomically: the old file stays intact until the new one is
     /// complete on disk.
     pub fn write_atomic(&self, path: &Path) -> Result<()> {
-        let io = |source| FabError::Io { path: path.to_path_buf(), source };
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let io = |source| FabError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
         // Tensors as little-endian f64 bytes; safetensors sorts them by name.
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
@@ -133,21 +160,31 @@ impl Checkpoint {
 
     /// Reads a checkpoint written by [`Checkpoint::write_atomic`].
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| FabError::Io { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| FabError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let bad = |field: &str, reason: String| FabError::Checkpoint {
             path: path.to_path_buf(),
             field: field.to_string(),
             reason,
         };
-        let (_, header) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| bad("<header>", format!("not a valid checkpoint (safetensors header): {e:?}")))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+            bad(
+                "<header>",
+                format!("not a valid checkpoint (safetensors header): {e:?}"),
+            )
+        })?;
         let metadata = header.metadata().clone().unwrap_or_default();
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| bad("<header>", format!("corrupt safetensors data: {e:?}")))?;
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
             if view.dtype() != Dtype::F64 {
-                return Err(bad(&name, format!("dtype {:?}, expected F64", view.dtype())));
+                return Err(bad(
+                    &name,
+                    format!("dtype {:?}, expected F64", view.dtype()),
+                ));
             }
             let data: Vec<f64> = view
                 .data()
@@ -158,7 +195,11 @@ impl Checkpoint {
                 .map_err(|e| bad(&name, format!("data does not fit shape: {e}")))?;
             tensors.insert(name, array);
         }
-        Ok(Self { path: path.to_path_buf(), tensors, metadata })
+        Ok(Self {
+            path: path.to_path_buf(),
+            tensors,
+            metadata,
+        })
     }
 }
 
@@ -171,7 +212,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ck.safetensors");
         let mut ck = Checkpoint::new();
-        ck.put_tensor("layer0.w", &[2, 3], (0..6).map(|v| v as f64 * 0.5).collect()).unwrap();
+        ck.put_tensor(
+            "layer0.w",
+            &[2, 3],
+            (0..6).map(|v| v as f64 * 0.5).collect(),
+        )
+        .unwrap();
         ck.put_meta("state", "{\"iteration\":3}");
         ck.write_atomic(&path).unwrap();
 
@@ -179,8 +225,15 @@ mod tests {
         assert_eq!(back.tensor("layer0.w", &[2, 3]).unwrap()[[1, 2]], 2.5);
         assert_eq!(back.meta("state").unwrap(), "{\"iteration\":3}");
         let msg = back.tensor("layer0.w", &[3, 3]).unwrap_err().to_string();
-        assert!(msg.contains("ck.safetensors") && msg.contains("layer0.w") && msg.contains("[3, 3]"), "{msg}");
-        assert!(back.tensor("layer1.w", &[1]).unwrap_err().to_string().contains("layer1.w"));
+        assert!(
+            msg.contains("ck.safetensors") && msg.contains("layer0.w") && msg.contains("[3, 3]"),
+            "{msg}"
+        );
+        assert!(back
+            .tensor("layer1.w", &[1])
+            .unwrap_err()
+            .to_string()
+            .contains("layer1.w"));
 
         // A truncated file is reported, not a panic; the good file can be rewritten over it.
         let bytes = std::fs::read(&path).unwrap();

@@ -19,8 +19,11 @@ pub trait LogDensity: Send + Sync {
     fn log_prob(&self, x: ArrayView2<f64>) -> Result<Array1<f64>>;
 
     /// log p(x) for each row, and ∇ₓ log p(x) written into `grad` (same shape as `x`).
-    fn log_prob_and_grad(&self, x: ArrayView2<f64>, grad: ArrayViewMut2<f64>)
-        -> Result<Array1<f64>>;
+    fn log_prob_and_grad(
+        &self,
+        x: ArrayView2<f64>,
+        grad: ArrayViewMut2<f64>,
+    ) -> Result<Array1<f64>>;
 }
 
 /// Checks that `x` has `dim` columns, naming `context` in the error.

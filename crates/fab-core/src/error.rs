@@ -16,7 +16,9 @@ pub enum FabError {
     #[error("invalid {what}: {reason}")]
     Invalid { what: String, reason: String },
     /// Every point of a batch was non-finite (NaN/inf log density), so nothing can be resampled.
-    #[error("no valid point in a batch of {n}: every log q or log p was NaN or infinite ({context})")]
+    #[error(
+        "no valid point in a batch of {n}: every log q or log p was NaN or infinite ({context})"
+    )]
     NoValidPoint { n: usize, context: String },
     /// A checkpoint file could not be read or does not fit the model being restored.
     #[error("checkpoint {path}: field `{field}`: {reason}")]

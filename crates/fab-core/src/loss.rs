@@ -17,15 +17,21 @@ pub fn no_buffer_coefficients(log_w: ArrayView1<f64>) -> Array1<f64> {
 /// log w_adjust = (1 − α)(log q_new − log q_old): the importance ratio that moves a buffer point
 /// sampled under g_old ∝ p^α q_old^(1−α) to the current g ∝ p^α q_new^(1−α).
 /// Non-finite results are returned as NaN so callers can kill the entry.
-pub fn log_w_adjust(alpha: f64, log_q_new: ArrayView1<f64>, log_q_old: ArrayView1<f64>) -> Array1<f64> {
-    Zip::from(log_q_new).and(log_q_old).map_collect(|&new, &old| {
-        let a = (1.0 - alpha) * (new - old);
-        if a.is_finite() {
-            a
-        } else {
-            f64::NAN
-        }
-    })
+pub fn log_w_adjust(
+    alpha: f64,
+    log_q_new: ArrayView1<f64>,
+    log_q_old: ArrayView1<f64>,
+) -> Array1<f64> {
+    Zip::from(log_q_new)
+        .and(log_q_old)
+        .map_collect(|&new, &old| {
+            let a = (1.0 - alpha) * (new - old);
+            if a.is_finite() {
+                a
+            } else {
+                f64::NAN
+            }
+        })
 }
 
 /// Loss coefficients for FAB with a buffer: cᵢ = min(exp(log w_adjustᵢ), clip); non-finite → 0.
@@ -63,7 +69,11 @@ mod tests {
         assert!((a[1] - (-2.0 - -2.5)).abs() < 1e-15);
         assert!(a[2].is_nan());
         // α = 1 targets p itself: no adjustment.
-        let a1 = log_w_adjust(1.0, new.slice(ndarray::s![..2]), old.slice(ndarray::s![..2]));
+        let a1 = log_w_adjust(
+            1.0,
+            new.slice(ndarray::s![..2]),
+            old.slice(ndarray::s![..2]),
+        );
         assert_eq!(a1, array![0.0, 0.0]);
     }
 

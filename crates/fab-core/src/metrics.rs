@@ -29,7 +29,12 @@ pub struct EvalConfig {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        Self { n_samples: 10_000, inner_batch: 500, n_test: 10_000, log_z_groups: 10 }
+        Self {
+            n_samples: 10_000,
+            inner_batch: 500,
+            n_test: 10_000,
+            log_z_groups: 10,
+        }
     }
 }
 
@@ -70,8 +75,10 @@ pub fn evaluate(
         ais_lw.push(batch.log_w);
         done += n;
     }
-    let cat2 = |v: &[Array2<f64>]| concatenate(Axis(0), &v.iter().map(|a| a.view()).collect::<Vec<_>>());
-    let cat1 = |v: &[Array1<f64>]| concatenate(Axis(0), &v.iter().map(|a| a.view()).collect::<Vec<_>>());
+    let cat2 =
+        |v: &[Array2<f64>]| concatenate(Axis(0), &v.iter().map(|a| a.view()).collect::<Vec<_>>());
+    let cat1 =
+        |v: &[Array1<f64>]| concatenate(Axis(0), &v.iter().map(|a| a.view()).collect::<Vec<_>>());
     let err = |e: ndarray::ShapeError| crate::FabError::Backend(format!("evaluation concat: {e}"));
     let (flow_x, flow_log_w) = (cat2(&flow_x).map_err(err)?, cat1(&flow_lw).map_err(err)?);
     let (ais_x, ais_log_w) = (cat2(&ais_x).map_err(err)?, cat1(&ais_lw).map_err(err)?);
@@ -82,8 +89,14 @@ pub fn evaluate(
     m.insert("log_z_flow".to_string(), log_z_estimate(flow_log_w.view()));
     m.insert("log_z_ais".to_string(), log_z_estimate(ais_log_w.view()));
     if let Some(log_z) = target.log_z() {
-        m.insert("log_z_mae_flow".into(), log_z_group_mae(flow_log_w.view(), config.log_z_groups, log_z));
-        m.insert("log_z_mae_ais".into(), log_z_group_mae(ais_log_w.view(), config.log_z_groups, log_z));
+        m.insert(
+            "log_z_mae_flow".into(),
+            log_z_group_mae(flow_log_w.view(), config.log_z_groups, log_z),
+        );
+        m.insert(
+            "log_z_mae_ais".into(),
+            log_z_group_mae(ais_log_w.view(), config.log_z_groups, log_z),
+        );
     }
     if config.n_test > 0 {
         if let Some(test) = target.sample(config.n_test, rng) {
@@ -92,13 +105,28 @@ pub fn evaluate(
             m.insert("test_mean_log_q".into(), mean_log_q);
             if let Some(log_z) = target.log_z() {
                 let log_p = target.log_prob(test.view())?;
-                m.insert("forward_kl".into(), log_p.mean().unwrap_or(f64::NAN) - log_z - mean_log_q);
+                m.insert(
+                    "forward_kl".into(),
+                    log_p.mean().unwrap_or(f64::NAN) - log_z - mean_log_q,
+                );
             }
         }
     }
-    let flow_s = WeightedSamples { x: flow_x.view(), log_w: flow_log_w.view() };
-    let ais_s = WeightedSamples { x: ais_x.view(), log_w: ais_log_w.view() };
+    let flow_s = WeightedSamples {
+        x: flow_x.view(),
+        log_w: flow_log_w.view(),
+    };
+    let ais_s = WeightedSamples {
+        x: ais_x.view(),
+        log_w: ais_log_w.view(),
+    };
     m.extend(target.extra_metrics(flow_s, ais_s));
     m.insert("n_eval_samples".into(), config.n_samples as f64);
-    Ok(Evaluation { metrics: m, flow_x, flow_log_w, ais_x, ais_log_w })
+    Ok(Evaluation {
+        metrics: m,
+        flow_x,
+        flow_log_w,
+        ais_x,
+        ais_log_w,
+    })
 }

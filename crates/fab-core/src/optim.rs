@@ -14,10 +14,7 @@ pub enum LrSchedule {
     #[default]
     Constant,
     /// Linear warm-up from 0 over `warmup_steps`, then half-cosine decay to 0 at `total_steps`.
-    WarmupCosine {
-        warmup_steps: u64,
-        total_steps: u64,
-    },
+    WarmupCosine { warmup_steps: u64, total_steps: u64 },
 }
 
 /// Optimiser settings.
@@ -100,8 +97,16 @@ impl Adam {
     /// Clips `grad` in place and applies one Adam update to `params`. Returns the pre-clip global
     /// norm and whether the step was taken (false if the norm is not finite).
     pub fn step(&mut self, params: &mut [f64], grad: &mut [f64]) -> (f64, bool) {
-        assert_eq!(params.len(), grad.len(), "parameter and gradient lengths differ");
-        assert_eq!(params.len(), self.m.len(), "optimiser built for another parameter count");
+        assert_eq!(
+            params.len(),
+            grad.len(),
+            "parameter and gradient lengths differ"
+        );
+        assert_eq!(
+            params.len(),
+            self.m.len(),
+            "optimiser built for another parameter count"
+        );
         let norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
         if !norm.is_finite() {
             return (norm, false);
@@ -136,7 +141,14 @@ mod tests {
     #[test]
     fn first_adam_step_moves_each_parameter_by_lr_against_the_gradient_sign() {
         // After one step m̂ = g and v̂ = g², so the update is lr·g/(|g| + ε) ≈ lr·sign(g).
-        let mut adam = Adam::new(AdamConfig { lr: 0.1, max_grad_norm: None, ..Default::default() }, 2);
+        let mut adam = Adam::new(
+            AdamConfig {
+                lr: 0.1,
+                max_grad_norm: None,
+                ..Default::default()
+            },
+            2,
+        );
         let mut p = [1.0, -1.0];
         let mut g = [3.0, -0.5];
         adam.step(&mut p, &mut g);
@@ -145,7 +157,14 @@ mod tests {
 
     #[test]
     fn adam_minimises_a_quadratic() {
-        let mut adam = Adam::new(AdamConfig { lr: 0.05, max_grad_norm: Some(1.0), ..Default::default() }, 3);
+        let mut adam = Adam::new(
+            AdamConfig {
+                lr: 0.05,
+                max_grad_norm: Some(1.0),
+                ..Default::default()
+            },
+            3,
+        );
         let target = [1.0, -2.0, 0.5];
         let mut p = [0.0; 3];
         for _ in 0..2000 {
@@ -159,7 +178,13 @@ mod tests {
 
     #[test]
     fn clipping_scales_to_max_norm_and_non_finite_gradients_skip_the_step() {
-        let mut adam = Adam::new(AdamConfig { max_grad_norm: Some(1.0), ..Default::default() }, 2);
+        let mut adam = Adam::new(
+            AdamConfig {
+                max_grad_norm: Some(1.0),
+                ..Default::default()
+            },
+            2,
+        );
         let mut p = [0.0, 0.0];
         let mut g = [3.0, 4.0];
         let (norm, taken) = adam.step(&mut p, &mut g);
@@ -177,7 +202,14 @@ mod tests {
     #[test]
     fn warmup_cosine_schedule_ramps_up_then_decays_to_zero() {
         let adam = Adam::new(
-            AdamConfig { lr: 1.0, schedule: LrSchedule::WarmupCosine { warmup_steps: 10, total_steps: 110 }, ..Default::default() },
+            AdamConfig {
+                lr: 1.0,
+                schedule: LrSchedule::WarmupCosine {
+                    warmup_steps: 10,
+                    total_steps: 110,
+                },
+                ..Default::default()
+            },
             1,
         );
         assert!((adam.lr_at(5) - 0.5).abs() < 1e-12);

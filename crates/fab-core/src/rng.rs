@@ -16,5 +16,7 @@ pub fn seeded(seed: u64) -> FabRng {
 
 /// `n` independent child generators drawn from `rng`, for chunks of work handed to rayon.
 pub fn child_rngs(rng: &mut FabRng, n: usize) -> Vec<FabRng> {
-    (0..n).map(|_| FabRng::seed_from_u64(rng.next_u64())).collect()
+    (0..n)
+        .map(|_| FabRng::seed_from_u64(rng.next_u64()))
+        .collect()
 }

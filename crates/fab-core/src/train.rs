@@ -90,7 +90,8 @@ impl TrainConfig {
 
     /// Checks the settings for values the algorithm cannot run with.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field: &str, reason: &str| Err(FabError::invalid(format!("training.{field}"), reason));
+        let bad =
+            |field: &str, reason: &str| Err(FabError::invalid(format!("training.{field}"), reason));
         if self.batch_size == 0 {
             return bad("batch_size", "must be positive");
         }
@@ -106,7 +107,10 @@ impl TrainConfig {
                 return bad("buffer", "need min_length <= max_length and max_length > 0");
             }
             if b.n_updates * self.batch_size > b.min_length {
-                return bad("buffer.min_length", "must be at least n_updates * batch_size");
+                return bad(
+                    "buffer.min_length",
+                    "must be at least n_updates * batch_size",
+                );
             }
         }
         if !(self.optimizer.lr.is_finite() && self.optimizer.lr > 0.0) {
@@ -193,7 +197,9 @@ impl Trainer {
     }
 
     fn goal(&self) -> AnnealTarget {
-        AnnealTarget::Fab { alpha: self.config.alpha }
+        AnnealTarget::Fab {
+            alpha: self.config.alpha,
+        }
     }
 
     /// Fills the buffer with AIS batches until it can be sampled (no-op without buffer or if full
@@ -208,7 +214,14 @@ impl Trainer {
         let goal = self.goal();
         if let Some(buffer) = self.buffer.as_mut() {
             while !buffer.can_sample() {
-                let ais = sampler.run(flow, &counting, self.config.batch_size, goal, true, &mut self.rng)?;
+                let ais = sampler.run(
+                    flow,
+                    &counting,
+                    self.config.batch_size,
+                    goal,
+                    true,
+                    &mut self.rng,
+                )?;
                 buffer.add(ais.x.view(), ais.log_w.view(), ais.log_q.view())?;
             }
         }
@@ -219,14 +232,22 @@ impl Trainer {
     /// Applies one optimiser step with gradient `grad`; returns what happened.
     fn apply(&mut self, flow: &mut dyn Flow, loss: f64, mut grad: Vec<f64>) -> Result<StepInfo> {
         if !loss.is_finite() {
-            return Ok(StepInfo { loss, grad_norm: f64::NAN, skipped: true });
+            return Ok(StepInfo {
+                loss,
+                grad_norm: f64::NAN,
+                skipped: true,
+            });
         }
         let mut params = flow.params();
         let (grad_norm, taken) = self.adam.step(&mut params, &mut grad);
         if taken {
             flow.set_params(&params)?;
         }
-        Ok(StepInfo { loss, grad_norm, skipped: !taken })
+        Ok(StepInfo {
+            loss,
+            grad_norm,
+            skipped: !taken,
+        })
     }
 
     /// One FAB iteration. Call [`Trainer::fill_buffer`] first when training with a buffer.
@@ -237,7 +258,14 @@ impl Trainer {
         target: &dyn LogDensity,
     ) -> Result<IterInfo> {
         let counting = CountingDensity::new(target, self.target_evals);
-        let ais = sampler.run(&*flow, &counting, self.config.batch_size, self.goal(), true, &mut self.rng)?;
+        let ais = sampler.run(
+            &*flow,
+            &counting,
+            self.config.batch_size,
+            self.goal(),
+            true,
+            &mut self.rng,
+        )?;
         self.target_evals = counting.count();
 
         let mut steps = Vec::new();
@@ -253,7 +281,10 @@ impl Trainer {
                 })?;
                 buffer.add(ais.x.view(), ais.log_w.view(), ais.log_q.view())?;
                 if !buffer.can_sample() {
-                    return Err(FabError::invalid("trainer", "buffer not filled: call fill_buffer first"));
+                    return Err(FabError::invalid(
+                        "trainer",
+                        "buffer not filled: call fill_buffer first",
+                    ));
                 }
                 let (alpha, clip) = (self.config.alpha, self.config.buffer.w_adjust_clip);
                 let batches = buffer.sample_n_batches(
@@ -269,10 +300,11 @@ impl Trainer {
                     })?;
                     steps.push(self.apply(flow, g.loss, g.grad)?);
                     // Adjust with log q of the parameters *before* this step (fab-spec §4.4).
-                    self.buffer
-                        .as_mut()
-                        .expect("checked above")
-                        .adjust(&batch.indices, adjust.view(), g.log_q.view())?;
+                    self.buffer.as_mut().expect("checked above").adjust(
+                        &batch.indices,
+                        adjust.view(),
+                        g.log_q.view(),
+                    )?;
                 }
             }
         }
@@ -302,12 +334,21 @@ impl Trainer {
     }
 
     /// Writes optimiser, buffer, sampler step sizes, flow parameters and counters into `ck`.
-    pub fn save(&self, flow: &dyn Flow, sampler: &dyn AnnealedSampler, ck: &mut Checkpoint) -> Result<()> {
+    pub fn save(
+        &self,
+        flow: &dyn Flow,
+        sampler: &dyn AnnealedSampler,
+        ck: &mut Checkpoint,
+    ) -> Result<()> {
         let params = flow.params();
         let mut offset = 0;
         for (name, shape) in flow.param_layout() {
             let len: usize = shape.iter().product();
-            ck.put_tensor(format!("flow.{name}"), &shape, params[offset..offset + len].to_vec())?;
+            ck.put_tensor(
+                format!("flow.{name}"),
+                &shape,
+                params[offset..offset + len].to_vec(),
+            )?;
             offset += len;
         }
         ck.put_tensor("adam.m", &[self.adam.m.len()], self.adam.m.clone())?;
@@ -317,7 +358,11 @@ impl Trainer {
         let mut write_index = 0;
         if let Some(buffer) = &self.buffer {
             let (x, log_w, log_q) = buffer.contents();
-            ck.put_tensor("buffer.x", &[x.nrows(), x.ncols()], x.iter().copied().collect())?;
+            ck.put_tensor(
+                "buffer.x",
+                &[x.nrows(), x.ncols()],
+                x.iter().copied().collect(),
+            )?;
             ck.put_tensor("buffer.log_w", &[log_w.len()], log_w.to_vec())?;
             ck.put_tensor("buffer.log_q_old", &[log_q.len()], log_q.to_vec())?;
             write_index = buffer.write_index();
@@ -349,14 +394,23 @@ impl Trainer {
         self.adam.m = ck.tensor("adam.m", &[n])?.iter().copied().collect();
         self.adam.v = ck.tensor("adam.v", &[n])?.iter().copied().collect();
         let n_steps = sampler.step_sizes().len();
-        let steps: Vec<f64> = ck.tensor("sampler.step_sizes", &[n_steps])?.iter().copied().collect();
+        let steps: Vec<f64> = ck
+            .tensor("sampler.step_sizes", &[n_steps])?
+            .iter()
+            .copied()
+            .collect();
         sampler.set_step_sizes(&steps)?;
         let state: TrainerState = ck.meta_json("trainer")?;
         if let Some(buffer) = self.buffer.as_mut() {
             let x = ck.tensor2("buffer.x", flow.dim())?;
             let log_w = ck.tensor1("buffer.log_w")?;
             let log_q = ck.tensor1("buffer.log_q_old")?;
-            buffer.restore(x.view(), log_w.view(), log_q.view(), state.buffer_write_index)?;
+            buffer.restore(
+                x.view(),
+                log_w.view(),
+                log_q.view(),
+                state.buffer_write_index,
+            )?;
         }
         self.iteration = state.iteration;
         self.target_evals = state.target_evals;
@@ -397,7 +451,11 @@ pub struct TrainContext<'a> {
 /// Hooks attached to the training loop: logging, evaluation, checkpoints, early stop.
 pub trait Observer {
     /// Called after every iteration; return `Break` to stop training.
-    fn after_iteration(&mut self, info: &IterInfo, ctx: TrainContext<'_>) -> Result<ControlFlow<()>>;
+    fn after_iteration(
+        &mut self,
+        info: &IterInfo,
+        ctx: TrainContext<'_>,
+    ) -> Result<ControlFlow<()>>;
 }
 
 /// Runs training from the trainer's current iteration up to `n_iterations`.
@@ -412,7 +470,11 @@ pub fn run(
     trainer.fill_buffer(&*flow, sampler, target)?;
     while trainer.iteration < n_iterations {
         let info = trainer.iteration(flow, sampler, target)?;
-        let ctx = TrainContext { trainer, flow: &*flow, sampler };
+        let ctx = TrainContext {
+            trainer,
+            flow: &*flow,
+            sampler,
+        };
         if observer.after_iteration(&info, ctx)?.is_break() {
             break;
         }
@@ -431,8 +493,17 @@ mod tests {
             batch_size: 128,
             alpha: 2.0,
             loss,
-            buffer: BufferConfig { min_length: 1280, max_length: 12800, n_updates: 4, w_adjust_clip: None },
-            optimizer: AdamConfig { lr: 1e-4, schedule: LrSchedule::Constant, ..Default::default() },
+            buffer: BufferConfig {
+                min_length: 1280,
+                max_length: 12800,
+                n_updates: 4,
+                w_adjust_clip: None,
+            },
+            optimizer: AdamConfig {
+                lr: 1e-4,
+                schedule: LrSchedule::Constant,
+                ..Default::default()
+            },
             iterations: Iterations::FlowEvalBudget(20_000_000),
         }
     }

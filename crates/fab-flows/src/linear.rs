@@ -18,9 +18,14 @@ impl Linear {
     /// PyTorch's default initialisation: weights and biases U(−1/√in, 1/√in).
     pub fn uniform(dev: &Cpu, n_in: usize, n_out: usize, rng: &mut FabRng) -> Self {
         let bound = 1.0 / (n_in as f64).sqrt();
-        let w = (0..n_in * n_out).map(|_| rng.gen_range(-bound..bound)).collect();
+        let w = (0..n_in * n_out)
+            .map(|_| rng.gen_range(-bound..bound))
+            .collect();
         let b = (0..n_out).map(|_| rng.gen_range(-bound..bound)).collect();
-        Self { w: dev.tensor_from_vec(w, (n_in, n_out)), b: dev.tensor_from_vec(b, (n_out,)) }
+        Self {
+            w: dev.tensor_from_vec(w, (n_in, n_out)),
+            b: dev.tensor_from_vec(b, (n_out,)),
+        }
     }
 
     /// All-zero layer (identity initialisation of coupling outputs).
@@ -38,7 +43,10 @@ impl Linear {
     ) -> Tensor<(usize, usize), f64, Cpu, T> {
         let n = x.shape().0;
         let out = self.w.shape().1;
-        let b = self.b.retaped::<T>().broadcast_like::<_, Axis<0>>(&(n, out));
+        let b = self
+            .b
+            .retaped::<T>()
+            .broadcast_like::<_, Axis<0>>(&(n, out));
         x.matmul(self.w.retaped::<T>()) + b
     }
 }

@@ -46,7 +46,12 @@ pub struct RealNvpConfig {
 
 impl Default for RealNvpConfig {
     fn default() -> Self {
-        Self { n_layers: 15, hidden_units_per_dim: 40, hidden_layers: 2, init_seed: 0 }
+        Self {
+            n_layers: 15,
+            hidden_units_per_dim: 40,
+            hidden_layers: 2,
+            init_seed: 0,
+        }
     }
 }
 
@@ -99,10 +104,16 @@ impl RealNvp {
     /// A flow for dimension `dim` (at least 2), initialised to the identity map.
     pub fn new(dim: usize, config: &RealNvpConfig) -> Result<Self> {
         if dim < 2 {
-            return Err(FabError::invalid("flow", format!("RealNVP needs dimension >= 2, got {dim}")));
+            return Err(FabError::invalid(
+                "flow",
+                format!("RealNVP needs dimension >= 2, got {dim}"),
+            ));
         }
         if config.n_layers == 0 || config.hidden_units_per_dim == 0 {
-            return Err(FabError::invalid("flow", "n_layers and hidden_units_per_dim must be positive"));
+            return Err(FabError::invalid(
+                "flow",
+                "n_layers and hidden_units_per_dim must be positive",
+            ));
         }
         let dev = Cpu::default();
         let mut rng = fab_core::rng::seeded(config.init_seed);
@@ -111,7 +122,11 @@ impl RealNvp {
         let (first, second): (Vec<usize>, Vec<usize>) = ((0..k).collect(), (k..dim).collect());
         let layers = (0..config.n_layers)
             .map(|l| {
-                let (cond, trans) = if l % 2 == 0 { (&first, &second) } else { (&second, &first) };
+                let (cond, trans) = if l % 2 == 0 {
+                    (&first, &second)
+                } else {
+                    (&second, &first)
+                };
                 let mut hidden = Vec::new();
                 let mut n_in = cond.len();
                 for _ in 0..config.hidden_layers {
@@ -141,8 +156,15 @@ impl RealNvp {
             ("base.log_scale".to_string(), Param::V(&self.log_scale)),
         ];
         for (l, c) in self.layers.iter().enumerate() {
-            let all = c.hidden.iter().enumerate().map(|(j, lin)| (format!("hidden{j}"), lin));
-            for (name, lin) in all.chain([("shift".to_string(), &c.shift), ("scale".to_string(), &c.scale)]) {
+            let all = c
+                .hidden
+                .iter()
+                .enumerate()
+                .map(|(j, lin)| (format!("hidden{j}"), lin));
+            for (name, lin) in all.chain([
+                ("shift".to_string(), &c.shift),
+                ("scale".to_string(), &c.scale),
+            ]) {
                 out.push((format!("layer{l}.{name}.w"), Param::M(&lin.w)));
                 out.push((format!("layer{l}.{name}.b"), Param::V(&lin.b)));
             }
@@ -163,14 +185,20 @@ impl RealNvp {
     }
 
     fn to_tensor(&self, x: ArrayView2<f64>) -> M {
-        self.dev.tensor_from_vec(x.iter().copied().collect(), x.dim())
+        self.dev
+            .tensor_from_vec(x.iter().copied().collect(), x.dim())
     }
 
     /// Density direction on tape `T`: z = f⁻¹(x) and log|det ∂z/∂x| per row.
     fn inverse_taped<T: Tape<f64, Cpu>>(&self, x: M<T>) -> (M<T>, V<T>) {
         let (n, d) = *x.shape();
         // Base affine: log det of z = (h − μ) ⊙ exp(−s_b) is −Σ s_b, the same for every row.
-        let mut log_det = self.log_scale.retaped::<T>().sum::<(), _>().negate().broadcast_like(&(n,));
+        let mut log_det = self
+            .log_scale
+            .retaped::<T>()
+            .sum::<(), _>()
+            .negate()
+            .broadcast_like(&(n,));
         let mut h = x;
         for c in self.layers.iter().rev() {
             let (h_c, h_t) = c.split.split(h);
@@ -181,8 +209,16 @@ impl RealNvp {
             log_det = log_det - log_s2.sum::<(usize,), Axis<1>>();
             h = c.split.merge(h_c2, z_t);
         }
-        let loc = self.loc.retaped::<T>().broadcast_like::<_, Axis<0>>(&(n, d));
-        let inv_scale = self.log_scale.retaped::<T>().negate().exp().broadcast_like::<_, Axis<0>>(&(n, d));
+        let loc = self
+            .loc
+            .retaped::<T>()
+            .broadcast_like::<_, Axis<0>>(&(n, d));
+        let inv_scale = self
+            .log_scale
+            .retaped::<T>()
+            .negate()
+            .exp()
+            .broadcast_like::<_, Axis<0>>(&(n, d));
         ((h - loc) * inv_scale, log_det)
     }
 
@@ -207,7 +243,11 @@ impl RealNvp {
         self.check("flow forward", &z)?;
         let (n, d) = z.dim();
         let loc = self.loc.clone().broadcast_like::<_, Axis<0>>(&(n, d));
-        let scale = self.log_scale.clone().exp().broadcast_like::<_, Axis<0>>(&(n, d));
+        let scale = self
+            .log_scale
+            .clone()
+            .exp()
+            .broadcast_like::<_, Axis<0>>(&(n, d));
         let mut h = self.to_tensor(z) * scale + loc;
         let mut log_det = vec![self.log_scale.as_vec().iter().sum::<f64>(); n];
         for c in &self.layers {
@@ -222,7 +262,8 @@ impl RealNvp {
 
     fn to_array(&self, t: M) -> Result<Array2<f64>> {
         let shape = *t.shape();
-        Array2::from_shape_vec(shape, t.as_vec()).map_err(|e| FabError::Backend(format!("flow output: {e}")))
+        Array2::from_shape_vec(shape, t.as_vec())
+            .map_err(|e| FabError::Backend(format!("flow output: {e}")))
     }
 
     fn check(&self, context: &str, x: &ArrayView2<f64>) -> Result<()> {
@@ -240,7 +281,11 @@ impl LogDensity for RealNvp {
         Ok(Array1::from(self.log_q(self.to_tensor(x)).as_vec()))
     }
 
-    fn log_prob_and_grad(&self, x: ArrayView2<f64>, mut grad: ArrayViewMut2<f64>) -> Result<Array1<f64>> {
+    fn log_prob_and_grad(
+        &self,
+        x: ArrayView2<f64>,
+        mut grad: ArrayViewMut2<f64>,
+    ) -> Result<Array1<f64>> {
         self.check("flow log_prob_and_grad", &x)?;
         let xt = self.to_tensor(x);
         let lq = self.log_q(xt.leaky_trace());
@@ -291,7 +336,12 @@ impl Flow for RealNvp {
                 Param::V(t) => grad.extend(grads.get(t).as_vec()),
             }
         }
-        Ok(WeightedGrad { log_q, coefficients, loss: loss_value, grad })
+        Ok(WeightedGrad {
+            log_q,
+            coefficients,
+            loss: loss_value,
+            grad,
+        })
     }
 
     fn params(&self) -> Vec<f64> {
@@ -306,7 +356,11 @@ impl Flow for RealNvp {
     }
 
     fn set_params(&mut self, params: &[f64]) -> Result<()> {
-        let expected: usize = self.param_layout().iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+        let expected: usize = self
+            .param_layout()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
         if params.len() != expected {
             return Err(FabError::shape("flow set_params", expected, params.len()));
         }

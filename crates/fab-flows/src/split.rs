@@ -20,7 +20,12 @@ pub struct Split {
     put_trans: Tensor<(usize, usize), f64, Cpu>,
 }
 
-fn selection(dev: &Cpu, d: usize, idx: &[usize], transpose: bool) -> Tensor<(usize, usize), f64, Cpu> {
+fn selection(
+    dev: &Cpu,
+    d: usize,
+    idx: &[usize],
+    transpose: bool,
+) -> Tensor<(usize, usize), f64, Cpu> {
     let k = idx.len();
     let mut m = vec![0.0; d * k];
     for (j, &i) in idx.iter().enumerate() {
@@ -49,9 +54,15 @@ impl Split {
     pub fn split<T: Tape<f64, Cpu>>(
         &self,
         x: Tensor<(usize, usize), f64, Cpu, T>,
-    ) -> (Tensor<(usize, usize), f64, Cpu, T>, Tensor<(usize, usize), f64, Cpu, T>) {
+    ) -> (
+        Tensor<(usize, usize), f64, Cpu, T>,
+        Tensor<(usize, usize), f64, Cpu, T>,
+    ) {
         let (a, b) = crate::tape::dup2(x);
-        (a.matmul(self.pick_cond.clone()), b.matmul(self.pick_trans.clone()))
+        (
+            a.matmul(self.pick_cond.clone()),
+            b.matmul(self.pick_trans.clone()),
+        )
     }
 
     /// x of shape (n, d) from its two parts.

@@ -9,18 +9,29 @@ use ndarray::{Array1, Array2};
 use rand_distr::{Distribution, Normal, StandardNormal};
 
 fn perturbed_flow(dim: usize, scale: f64) -> RealNvp {
-    let config = RealNvpConfig { n_layers: 4, hidden_units_per_dim: 4, hidden_layers: 2, init_seed: 1 };
+    let config = RealNvpConfig {
+        n_layers: 4,
+        hidden_units_per_dim: 4,
+        hidden_layers: 2,
+        init_seed: 1,
+    };
     let mut flow = RealNvp::new(dim, &config).unwrap();
     let mut rng = seeded(42);
     let noise = Normal::new(0.0, scale).unwrap();
-    let params: Vec<f64> = flow.params().iter().map(|p| p + noise.sample(&mut rng)).collect();
+    let params: Vec<f64> = flow
+        .params()
+        .iter()
+        .map(|p| p + noise.sample(&mut rng))
+        .collect();
     flow.set_params(&params).unwrap();
     flow
 }
 
 fn random_points(n: usize, d: usize, scale: f64, seed: u64) -> Array2<f64> {
     let mut rng = seeded(seed);
-    Array2::from_shape_simple_fn((n, d), || scale * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng))
+    Array2::from_shape_simple_fn((n, d), || {
+        scale * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
+    })
 }
 
 #[test]
@@ -48,7 +59,9 @@ fn forward_inverts_inverse_and_log_dets_are_opposite() {
         let size = z.mapv(f64::abs).fold(1.0f64, |a, &b| a.max(b));
         let err = (&x_back - &x).mapv(f64::abs).fold(0.0f64, |a, &b| a.max(b)) / size;
         assert!(err < 1e-12, "dim {dim}: relative round trip error {err}");
-        let ld_err = (&ld_inv + &ld_fwd).mapv(f64::abs).fold(0.0f64, |a, &b| a.max(b));
+        let ld_err = (&ld_inv + &ld_fwd)
+            .mapv(f64::abs)
+            .fold(0.0f64, |a, &b| a.max(b));
         assert!(ld_err < 1e-10, "dim {dim}: log-det mismatch {ld_err}");
     }
 }
@@ -58,7 +71,9 @@ fn sample_log_q_matches_density_evaluation() {
     let flow = perturbed_flow(3, 0.5);
     let (x, lq) = flow.sample(256, &mut seeded(5)).unwrap();
     let lq_eval = flow.log_prob(x.view()).unwrap();
-    let err = (&lq - &lq_eval).mapv(f64::abs).fold(0.0f64, |a, &b| a.max(b));
+    let err = (&lq - &lq_eval)
+        .mapv(f64::abs)
+        .fold(0.0f64, |a, &b| a.max(b));
     assert!(err < 1e-10, "{err}");
 }
 
@@ -86,7 +101,12 @@ fn forward_log_det_matches_finite_difference_jacobian() {
         let det = jac[0][0] * (jac[1][1] * jac[2][2] - jac[1][2] * jac[2][1])
             - jac[0][1] * (jac[1][0] * jac[2][2] - jac[1][2] * jac[2][0])
             + jac[0][2] * (jac[1][0] * jac[2][1] - jac[1][1] * jac[2][0]);
-        assert!((det.abs().ln() - ld[i]).abs() < 1e-6, "row {i}: {} vs {}", det.abs().ln(), ld[i]);
+        assert!(
+            (det.abs().ln() - ld[i]).abs() < 1e-6,
+            "row {i}: {} vs {}",
+            det.abs().ln(),
+            ld[i]
+        );
     }
 }
 
@@ -105,8 +125,13 @@ fn input_gradient_matches_finite_differences() {
             let mut xm = x.clone();
             xp[[i, j]] += h;
             xm[[i, j]] -= h;
-            let fd = (flow.log_prob(xp.view()).unwrap()[i] - flow.log_prob(xm.view()).unwrap()[i]) / (2.0 * h);
-            assert!((fd - grad[[i, j]]).abs() < 1e-6 * (1.0 + fd.abs()), "({i},{j}): fd {fd} vs {}", grad[[i, j]]);
+            let fd = (flow.log_prob(xp.view()).unwrap()[i] - flow.log_prob(xm.view()).unwrap()[i])
+                / (2.0 * h);
+            assert!(
+                (fd - grad[[i, j]]).abs() < 1e-6 * (1.0 + fd.abs()),
+                "({i},{j}): fd {fd} vs {}",
+                grad[[i, j]]
+            );
         }
     }
 }
@@ -117,7 +142,9 @@ fn parameter_gradient_of_weighted_nll_matches_finite_differences() {
     let mut flow = perturbed_flow(dim, 0.3);
     let x = random_points(8, dim, 1.5, 13);
     let c = Array1::from_iter((0..8).map(|i| 0.2 + 0.1 * i as f64));
-    let g = flow.weighted_nll_grad(x.view(), &mut |_| c.clone()).unwrap();
+    let g = flow
+        .weighted_nll_grad(x.view(), &mut |_| c.clone())
+        .unwrap();
     let loss = |f: &RealNvp| -(f.log_prob(x.view()).unwrap() * &c).mean().unwrap();
     assert!((loss(&flow) - g.loss).abs() < 1e-12);
     let params = flow.params();

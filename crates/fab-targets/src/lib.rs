@@ -1,1 +1,17 @@
-//! placeholder
+//! fab-targets: target densities for FAB benchmarks.
+//!
+//! Each target implements [`fab_core::LogDensity`] (batched log p with analytic gradient, parallel
+//! over the batch with rayon) and [`fab_core::Target`] (known log Z, exact samples, own metrics).
+
+pub mod config;
+pub mod gmm;
+
+pub use config::TargetConfig;
+pub use gmm::Gmm;
+
+/// Builds the target described by `config`.
+pub fn build(config: &TargetConfig) -> fab_core::Result<Box<dyn fab_core::Target>> {
+    match config {
+        TargetConfig::Gmm40 => Ok(Box::new(Gmm::paper())),
+    }
+}
