@@ -33,7 +33,7 @@ pub enum LossKind {
 
 /// Replay-buffer settings (fab-spec §4.5).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct BufferConfig {
     /// Rows required before sampling starts (the initial fill runs AIS until reached).
     pub min_length: usize,
@@ -56,7 +56,7 @@ pub enum Iterations {
 
 /// Training settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     /// Seed of the whole run (flow init uses its own seed from the flow config).
     pub seed: u64,
@@ -72,6 +72,34 @@ pub struct TrainConfig {
     pub optimizer: AdamConfig,
     /// Length of training.
     pub iterations: Iterations,
+}
+
+impl Default for BufferConfig {
+    /// fab-torch's GMM buffer: 10 to 100 batches of 128, 4 updates, no clip.
+    fn default() -> Self {
+        Self {
+            min_length: 1280,
+            max_length: 12_800,
+            n_updates: 4,
+            w_adjust_clip: None,
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    /// The paper's GMM settings (fab-spec §5.1): batch 128, FAB with buffer, α = 2, Adam 1e-4,
+    /// clip 100, 2·10⁷ flow evaluations.
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            batch_size: 128,
+            alpha: 2.0,
+            loss: LossKind::FabBuffer,
+            buffer: BufferConfig::default(),
+            optimizer: AdamConfig::default(),
+            iterations: Iterations::FlowEvalBudget(20_000_000),
+        }
+    }
 }
 
 impl TrainConfig {
@@ -485,26 +513,11 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optim::LrSchedule;
 
     fn config(loss: LossKind) -> TrainConfig {
         TrainConfig {
-            seed: 0,
-            batch_size: 128,
-            alpha: 2.0,
             loss,
-            buffer: BufferConfig {
-                min_length: 1280,
-                max_length: 12800,
-                n_updates: 4,
-                w_adjust_clip: None,
-            },
-            optimizer: AdamConfig {
-                lr: 1e-4,
-                schedule: LrSchedule::Constant,
-                ..Default::default()
-            },
-            iterations: Iterations::FlowEvalBudget(20_000_000),
+            ..Default::default()
         }
     }
 

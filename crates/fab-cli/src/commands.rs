@@ -1,0 +1,246 @@
+//! The `fab` subcommands.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use fab_core::checkpoint::Checkpoint;
+use fab_core::metrics::{evaluate, EvalConfig, Evaluation};
+use fab_core::{AnnealTarget, AnnealedSampler};
+
+use crate::components::{
+    checkpoint_path, load_run_config, Components, CHECKPOINT_FILE, CONFIG_FILE,
+};
+use crate::config::RunConfig;
+use crate::observer::CliObserver;
+
+/// `fab train`.
+pub fn train(config_path: &Path, resume: bool, out: Option<PathBuf>) -> Result<()> {
+    let mut config = RunConfig::load(config_path)?;
+    if let Some(out) = out {
+        config.output.dir = out;
+    }
+    let run_dir = config.output.dir.clone();
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+    let ck_path = run_dir.join(CHECKPOINT_FILE);
+
+    let mut parts = Components::build(&config)?;
+    let mut trainer = parts.trainer(&config)?;
+    if resume {
+        if !ck_path.exists() {
+            bail!("--resume: no checkpoint at {}", ck_path.display());
+        }
+        let ck = Checkpoint::read(&ck_path)?;
+        trainer
+            .restore(&mut *parts.flow, &mut parts.ais, &ck)
+            .with_context(|| {
+                format!(
+                    "cannot resume from {} with config {}",
+                    ck_path.display(),
+                    config_path.display()
+                )
+            })?;
+        eprintln!(
+            "resuming {} at iteration {}",
+            run_dir.display(),
+            trainer.iteration
+        );
+    } else if ck_path.exists() {
+        bail!(
+            "{} already holds a checkpoint; pass --resume to continue it, or set another output.dir (or --out)",
+            run_dir.display()
+        );
+    }
+    std::fs::write(run_dir.join(CONFIG_FILE), config.to_ron()?)
+        .with_context(|| format!("cannot write {}", run_dir.join(CONFIG_FILE).display()))?;
+
+    let n_iterations = config
+        .training
+        .n_iterations(parts.ais.flow_evals_per_sample());
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // Ctrl-C finishes the current iteration, writes a checkpoint and exits cleanly.
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
+    let mut observer = CliObserver::new(
+        &config,
+        &*parts.target,
+        run_dir.clone(),
+        n_iterations,
+        trainer.iteration,
+        stop,
+    )?;
+    eprintln!(
+        "training {} iterations on {} ({} flow parameters) → {}",
+        n_iterations,
+        parts.target.name(),
+        parts.flow.params().len(),
+        run_dir.display()
+    );
+    let started = Instant::now();
+    fab_core::train::run(
+        &mut trainer,
+        &mut *parts.flow,
+        &mut parts.ais,
+        &*parts.target,
+        n_iterations,
+        &mut observer,
+    )?;
+    observer.bar.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = serde_json::json!({
+        "iterations": trainer.iteration,
+        "target_evals": trainer.target_evals,
+        "wall_seconds_this_session": seconds,
+    });
+    std::fs::write(
+        run_dir.join("train_summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    if let Err(e) = plot_curves(&run_dir) {
+        eprintln!("warning: could not plot training curves: {e:#}");
+    }
+    eprintln!(
+        "done: {} iterations in {:.1} s, {} target evaluations",
+        trainer.iteration, seconds, trainer.target_evals
+    );
+    Ok(())
+}
+
+fn load_trained(run: &Path, checkpoint: Option<&PathBuf>) -> Result<(RunConfig, Components)> {
+    let config = load_run_config(run)?;
+    let mut parts = Components::build(&config)?;
+    let path = checkpoint_path(run, checkpoint);
+    if !path.exists() {
+        bail!(
+            "checkpoint {} not found (train first, or pass --checkpoint)",
+            path.display()
+        );
+    }
+    parts.load_checkpoint(&path)?;
+    Ok((config, parts))
+}
+
+/// `fab eval`: writes eval.json and samples.png into the run directory.
+pub fn eval(
+    run: &Path,
+    checkpoint: Option<&PathBuf>,
+    n_samples: Option<usize>,
+    seed: u64,
+) -> Result<Evaluation> {
+    let (config, mut parts) = load_trained(run, checkpoint)?;
+    let eval_config = EvalConfig {
+        n_samples: n_samples.unwrap_or(config.eval.n_samples),
+        ..config.eval
+    };
+    let started = Instant::now();
+    let mut rng = fab_core::rng::seeded(seed);
+    let ev = evaluate(
+        &*parts.flow,
+        &mut parts.ais,
+        &*parts.target,
+        &eval_config,
+        &mut rng,
+    )?;
+    let mut out = serde_json::Map::new();
+    for (k, v) in &ev.metrics {
+        out.insert(k.clone(), serde_json::Value::from(*v));
+    }
+    out.insert(
+        "eval_wall_seconds".into(),
+        started.elapsed().as_secs_f64().into(),
+    );
+    let path = run.join("eval.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&serde_json::Value::Object(out))?,
+    )
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    for (k, v) in &ev.metrics {
+        println!("{k:32} {v:.6}");
+    }
+    if parts.target.plot_bounds().is_some() {
+        let panels = [
+            ("flow samples", ev.flow_x.view()),
+            ("AIS samples (target p)", ev.ais_x.view()),
+        ];
+        crate::plot::samples_over_target(&*parts.target, &panels, &run.join("samples.png"))?;
+    }
+    Ok(ev)
+}
+
+/// `fab sample`: flow (or AIS) samples with log q / log weights into a CSV file.
+pub fn sample(
+    run: &Path,
+    checkpoint: Option<&PathBuf>,
+    n: usize,
+    out: &Path,
+    ais: bool,
+    seed: u64,
+) -> Result<()> {
+    let (_, mut parts) = load_trained(run, checkpoint)?;
+    let mut rng = fab_core::rng::seeded(seed);
+    let batch = parts.ais.run(
+        &*parts.flow,
+        &*parts.target,
+        n,
+        AnnealTarget::P,
+        false,
+        &mut rng,
+    )?;
+    let (x, log_w) = if ais {
+        (batch.x, batch.log_w)
+    } else {
+        (batch.x0, batch.flow_log_w)
+    };
+    let log_q = parts.flow.log_prob(x.view())?;
+    let mut w =
+        csv::Writer::from_path(out).with_context(|| format!("cannot write {}", out.display()))?;
+    let mut header: Vec<String> = (0..x.ncols()).map(|j| format!("x{j}")).collect();
+    header.extend(["log_q".to_string(), "log_w".to_string()]);
+    w.write_record(&header)?;
+    for (i, row) in x.rows().into_iter().enumerate() {
+        let mut rec: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        rec.push(log_q[i].to_string());
+        rec.push(log_w[i].to_string());
+        w.write_record(&rec)?;
+    }
+    w.flush()?;
+    eprintln!(
+        "wrote {n} {} samples to {}",
+        if ais { "AIS" } else { "flow" },
+        out.display()
+    );
+    Ok(())
+}
+
+/// `fab plot`: training curves (loss, ESS, acceptance) from metrics.csv into curves.png.
+pub fn plot_curves(run: &Path) -> Result<()> {
+    let path = run.join("metrics.csv");
+    let mut reader =
+        csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let headers = reader.headers()?.clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("{}: no column `{name}`", path.display()))
+    };
+    let names = ["loss", "ess_flow", "ess_ais", "acceptance"];
+    let cols: Vec<usize> = names.iter().map(|n| col(n)).collect::<Result<_>>()?;
+    let it = col("iteration")?;
+    let mut series: Vec<(&str, Vec<(f64, f64)>)> = names.iter().map(|n| (*n, Vec::new())).collect();
+    for (line, rec) in reader.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: malformed row {}", path.display(), line + 2))?;
+        let x: f64 = rec[it].parse().unwrap_or(f64::NAN);
+        for (s, &c) in series.iter_mut().zip(&cols) {
+            s.1.push((x, rec[c].parse().unwrap_or(f64::NAN)));
+        }
+    }
+    crate::plot::curves(&series, &run.join("curves.png"))
+}

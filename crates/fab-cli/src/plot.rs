@@ -1,0 +1,119 @@
+//! PNG plots: samples over the target's density (one panel per sample set) and training curves.
+//!
+//! Text uses a bundled DejaVu Sans Mono (assets/, with its licence), so plots need no system fonts.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use ndarray::{Array2, ArrayView2};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use fab_core::Target;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
+
+fn register_font() -> Result<()> {
+    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+        .map_err(|_| anyhow!("bundled font could not be loaded"))
+}
+
+fn shade(t: f64) -> RGBColor {
+    // White (low density) to dark blue (high density).
+    let t = t.clamp(0.0, 1.0);
+    let lerp = |a: f64, b: f64| (a + (b - a) * t) as u8;
+    RGBColor(lerp(255.0, 20.0), lerp(255.0, 60.0), lerp(255.0, 140.0))
+}
+
+/// Plots each sample set (first two coordinates, at most 2,000 points) over a shaded map of
+/// log p of the target, side by side, into a PNG at `path`.
+pub fn samples_over_target(
+    target: &dyn Target,
+    panels: &[(&str, ArrayView2<f64>)],
+    path: &Path,
+) -> Result<()> {
+    register_font()?;
+    let ((x0, x1), (y0, y1)) = target
+        .plot_bounds()
+        .ok_or_else(|| anyhow!("target has no 2-D plot window"))?;
+    let res = 160;
+    let (dx, dy) = ((x1 - x0) / res as f64, (y1 - y0) / res as f64);
+    let mut grid = Array2::zeros((res * res, target.dim()));
+    for i in 0..res {
+        for j in 0..res {
+            grid[[i * res + j, 0]] = x0 + (i as f64 + 0.5) * dx;
+            grid[[i * res + j, 1]] = y0 + (j as f64 + 0.5) * dy;
+        }
+    }
+    let log_p = target.log_prob(grid.view())?;
+    let max = log_p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    // Shade log p over a window of 25 nats below the maximum.
+    let window = 25.0;
+
+    let width = 520 * panels.len() as u32;
+    let root = BitMapBackend::new(path, (width, 540)).into_drawing_area();
+    root.fill(&WHITE)?;
+    for (area, (title, x)) in root.split_evenly((1, panels.len())).iter().zip(panels) {
+        let mut chart = ChartBuilder::on(area)
+            .caption(*title, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart.configure_mesh().disable_mesh().draw()?;
+        chart.draw_series((0..res * res).map(|k| {
+            let (i, j) = (k / res, k % res);
+            let (cx, cy) = (x0 + i as f64 * dx, y0 + j as f64 * dy);
+            let t = (log_p[k] - (max - window)) / window;
+            Rectangle::new([(cx, cy), (cx + dx, cy + dy)], shade(t).filled())
+        }))?;
+        let step = (x.nrows() / 2000).max(1);
+        chart.draw_series(
+            x.rows()
+                .into_iter()
+                .step_by(step)
+                .filter(|r| r[0].is_finite() && r[1].is_finite())
+                .map(|r| Circle::new((r[0], r[1]), 2, RED.mix(0.6).filled())),
+        )?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Plots named series against the iteration (one panel per series) into a PNG.
+pub fn curves(series: &[(&str, Vec<(f64, f64)>)], path: &Path) -> Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(path, (420 * series.len() as u32, 360)).into_drawing_area();
+    root.fill(&WHITE)?;
+    for (area, (name, points)) in root.split_evenly((1, series.len())).iter().zip(series) {
+        let finite: Vec<(f64, f64)> = points
+            .iter()
+            .copied()
+            .filter(|(a, b)| a.is_finite() && b.is_finite())
+            .collect();
+        if finite.is_empty() {
+            continue;
+        }
+        let (xmin, xmax) = finite
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.0), b.max(p.0))
+            });
+        let (ymin, ymax) = finite
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.1), b.max(p.1))
+            });
+        let pad = ((ymax - ymin) * 0.05).max(1e-9);
+        let mut chart = ChartBuilder::on(area)
+            .caption(*name, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(xmin..xmax.max(xmin + 1.0), (ymin - pad)..(ymax + pad))?;
+        chart.configure_mesh().x_desc("iteration").draw()?;
+        chart.draw_series(LineSeries::new(finite, &BLUE))?;
+    }
+    root.present()?;
+    Ok(())
+}
