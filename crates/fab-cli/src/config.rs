@@ -69,26 +69,25 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
-    /// Parses a RON string; `origin` names the file in errors.
+    /// Parses a RON string; errors name `origin`, the line and column, and the field path
+    /// (e.g. `training.batch_size`).
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let config: RunConfig = ron::from_str(text).map_err(|e| {
-            anyhow::anyhow!(
-                "{}:{}:{}: {}",
-                origin.display(),
-                e.position.line,
-                e.position.col,
-                e.code
-            )
-        })?;
-        config
-            .training
-            .validate()
-            .with_context(|| format!("invalid config {}", origin.display()))?;
+        let located = |e: ron::error::SpannedError, path: &str| {
+            let at = if path.is_empty() || path == "." { String::new() } else { format!(" at `{path}`") };
+            anyhow::anyhow!("{}:{}:{}{at}: {}", origin.display(), e.position.line, e.position.col, e.code)
+        };
+        let mut de = ron::Deserializer::from_str(text).map_err(|e| located(e, ""))?;
+        let config: RunConfig = match serde_path_to_error::deserialize(&mut de) {
+            Ok(c) => c,
+            Err(e) => {
+                let path = e.path().to_string();
+                return Err(located(de.span_error(e.into_inner()), &path));
+            }
+        };
+        de.end().map_err(|e| located(de.span_error(e), ""))?;
+        config.training.validate().with_context(|| format!("invalid config {}", origin.display()))?;
         if config.output.log_every == 0 || config.output.checkpoint_every == 0 {
-            anyhow::bail!(
-                "invalid config {}: output.log_every and output.checkpoint_every must be positive",
-                origin.display()
-            );
+            anyhow::bail!("invalid config {}: output.log_every and output.checkpoint_every must be positive", origin.display());
         }
         Ok(config)
     }
@@ -133,7 +132,7 @@ mod tests {
         let err = RunConfig::parse("(training: (batch_size: \"a\"))", Path::new("y.ron"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("y.ron") && err.contains("string"), "{err}");
+        assert!(err.contains("y.ron:1:") && err.contains("`training.batch_size`"), "{err}");
         let err = RunConfig::parse("(training: (batch_size: 0))", Path::new("z.ron")).unwrap_err();
         assert!(
             format!("{err:#}").contains("training.batch_size"),
