@@ -1,1 +1,1 @@
-//! Benchmarks live in benches/.
+//! Criterion benchmarks live in `benches/`; this crate has no library code.

@@ -70,17 +70,21 @@ impl Ais {
         &self.betas
     }
 
-    /// Runs AIS from given start points x₀ (with their flow log weights computed here).
+    /// Runs AIS from given start points x₀ (with their flow log weights computed here);
+    /// `log_q0` may pass log q(x₀) if already known.
+    #[allow(clippy::too_many_arguments)]
     pub fn run_from(
         &mut self,
         x0: ndarray::Array2<f64>,
+        log_q0: Option<ndarray::Array1<f64>>,
         flow: &dyn LogDensity,
         target: &dyn LogDensity,
         goal: AnnealTarget,
         tune: bool,
         rng: &mut FabRng,
     ) -> Result<AisBatch> {
-        let mut points = Points::evaluate(x0.clone(), flow, target, self.kernel.needs_grad())?;
+        let mut points =
+            Points::evaluate_reusing(x0.clone(), log_q0, flow, target, self.kernel.needs_grad())?;
         let flow_log_w =
             (&points.log_p - &points.log_q)
                 .mapv(|v| if v.is_finite() { v } else { f64::NEG_INFINITY });
@@ -130,9 +134,9 @@ impl AnnealedSampler for Ais {
         tune: bool,
         rng: &mut FabRng,
     ) -> Result<AisBatch> {
-        let (x0, _) = flow.sample(n, rng)?;
+        let (x0, log_q0) = flow.sample(n, rng)?;
         let flow_density: &dyn LogDensity = flow;
-        self.run_from(x0, flow_density, target, goal, tune, rng)
+        self.run_from(x0, Some(log_q0), flow_density, target, goal, tune, rng)
     }
 
     fn step_sizes(&self) -> Vec<f64> {

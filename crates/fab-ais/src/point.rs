@@ -29,6 +29,18 @@ impl Points {
         target: &dyn LogDensity,
         with_grad: bool,
     ) -> Result<Self> {
+        Self::evaluate_reusing(x, None, flow, target, with_grad)
+    }
+
+    /// As [`Points::evaluate`], reusing an already known log q(x) (e.g. from sampling the flow)
+    /// when no gradients are needed, which saves one flow pass.
+    pub fn evaluate_reusing(
+        x: Array2<f64>,
+        log_q: Option<Array1<f64>>,
+        flow: &dyn LogDensity,
+        target: &dyn LogDensity,
+        with_grad: bool,
+    ) -> Result<Self> {
         let d = x.ncols();
         if with_grad {
             let mut grad_q = Array2::zeros(x.dim());
@@ -43,7 +55,10 @@ impl Points {
                 grad_p,
             })
         } else {
-            let log_q = flow.log_prob(x.view())?;
+            let log_q = match log_q {
+                Some(l) if l.len() == x.nrows() => l,
+                _ => flow.log_prob(x.view())?,
+            };
             let log_p = target.log_prob(x.view())?;
             Ok(Self {
                 x,

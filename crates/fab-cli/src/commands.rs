@@ -23,6 +23,7 @@ pub fn train(config_path: &Path, resume: bool, out: Option<PathBuf>) -> Result<(
     if let Some(out) = out {
         config.output.dir = out;
     }
+    set_threads(&config);
     let run_dir = config.output.dir.clone();
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
@@ -112,8 +113,19 @@ pub fn train(config_path: &Path, resume: bool, out: Option<PathBuf>) -> Result<(
     Ok(())
 }
 
+/// Sizes rayon's global pool (used by the targets and by dfdx's GEMM) once per process.
+pub fn set_threads(config: &RunConfig) {
+    if let Some(n) = config.threads {
+        // Fails only if the pool was already built, in which case the first setting stays.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
+    }
+}
+
 fn load_trained(run: &Path, checkpoint: Option<&PathBuf>) -> Result<(RunConfig, Components)> {
     let config = load_run_config(run)?;
+    set_threads(&config);
     let mut parts = Components::build(&config)?;
     let path = checkpoint_path(run, checkpoint);
     if !path.exists() {

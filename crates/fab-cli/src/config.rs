@@ -53,6 +53,9 @@ pub struct RunConfig {
     pub eval: EvalConfig,
     /// Output.
     pub output: OutputConfig,
+    /// Worker threads for rayon and dfdx's GEMM; `None` = all cores. Small flows (the 2-D GMM)
+    /// run faster on one thread because parallel GEMM on 128×80 matrices costs more than it saves.
+    pub threads: Option<usize>,
 }
 
 impl Default for RunConfig {
@@ -64,6 +67,7 @@ impl Default for RunConfig {
             training: TrainConfig::default(),
             eval: EvalConfig::default(),
             output: OutputConfig::default(),
+            threads: None,
         }
     }
 }
@@ -73,8 +77,18 @@ impl RunConfig {
     /// (e.g. `training.batch_size`).
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
         let located = |e: ron::error::SpannedError, path: &str| {
-            let at = if path.is_empty() || path == "." { String::new() } else { format!(" at `{path}`") };
-            anyhow::anyhow!("{}:{}:{}{at}: {}", origin.display(), e.position.line, e.position.col, e.code)
+            let at = if path.is_empty() || path == "." {
+                String::new()
+            } else {
+                format!(" at `{path}`")
+            };
+            anyhow::anyhow!(
+                "{}:{}:{}{at}: {}",
+                origin.display(),
+                e.position.line,
+                e.position.col,
+                e.code
+            )
         };
         let mut de = ron::Deserializer::from_str(text).map_err(|e| located(e, ""))?;
         let config: RunConfig = match serde_path_to_error::deserialize(&mut de) {
@@ -85,9 +99,15 @@ impl RunConfig {
             }
         };
         de.end().map_err(|e| located(de.span_error(e), ""))?;
-        config.training.validate().with_context(|| format!("invalid config {}", origin.display()))?;
+        config
+            .training
+            .validate()
+            .with_context(|| format!("invalid config {}", origin.display()))?;
         if config.output.log_every == 0 || config.output.checkpoint_every == 0 {
-            anyhow::bail!("invalid config {}: output.log_every and output.checkpoint_every must be positive", origin.display());
+            anyhow::bail!(
+                "invalid config {}: output.log_every and output.checkpoint_every must be positive",
+                origin.display()
+            );
         }
         Ok(config)
     }
@@ -132,7 +152,10 @@ mod tests {
         let err = RunConfig::parse("(training: (batch_size: \"a\"))", Path::new("y.ron"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("y.ron:1:") && err.contains("`training.batch_size`"), "{err}");
+        assert!(
+            err.contains("y.ron:1:") && err.contains("`training.batch_size`"),
+            "{err}"
+        );
         let err = RunConfig::parse("(training: (batch_size: 0))", Path::new("z.ron")).unwrap_err();
         assert!(
             format!("{err:#}").contains("training.batch_size"),

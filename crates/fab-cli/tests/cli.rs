@@ -28,7 +28,10 @@ fn tiny_config(dir: &Path, iterations: u64, hidden_per_dim: usize) -> String {
 }
 
 fn fab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fab")).args(args).output().expect("run fab")
+    Command::new(env!("CARGO_BIN_EXE_fab"))
+        .args(args)
+        .output()
+        .expect("run fab")
 }
 
 fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -44,7 +47,10 @@ fn stderr(o: &Output) -> String {
 fn assert_clean_failure(o: &Output, needles: &[&str]) {
     let err = stderr(o);
     assert!(!o.status.success(), "expected failure, got success: {err}");
-    assert!(!err.contains("panicked"), "panic instead of an error: {err}");
+    assert!(
+        !err.contains("panicked"),
+        "panic instead of an error: {err}"
+    );
     for n in needles {
         assert!(err.contains(n), "error should mention `{n}`: {err}");
     }
@@ -84,7 +90,14 @@ fn train_writes_results_and_resume_reproduces_an_uninterrupted_run() {
     let cfg_a = write_config(tmp.path(), "a.ron", &tiny_config(&a, 6, 2));
     let out = fab(&["train", "--config", cfg_a.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for f in ["checkpoint.safetensors", "config.ron", "metrics.csv", "eval.jsonl", "train_summary.json", "curves.png"] {
+    for f in [
+        "checkpoint.safetensors",
+        "config.ron",
+        "metrics.csv",
+        "eval.jsonl",
+        "train_summary.json",
+        "curves.png",
+    ] {
         assert!(a.join(f).exists(), "missing {f}");
     }
     assert!(a.join("plots/samples_0000006.png").exists());
@@ -97,21 +110,36 @@ fn train_writes_results_and_resume_reproduces_an_uninterrupted_run() {
 
     // Same run in two sessions: 3 iterations, then resume to 6.
     let cfg_b3 = write_config(tmp.path(), "b3.ron", &tiny_config(&b, 3, 2));
-    assert!(fab(&["train", "--config", cfg_b3.to_str().unwrap()]).status.success());
+    assert!(fab(&["train", "--config", cfg_b3.to_str().unwrap()])
+        .status
+        .success());
     let cfg_b6 = write_config(tmp.path(), "b6.ron", &tiny_config(&b, 6, 2));
     let out = fab(&["train", "--config", cfg_b6.to_str().unwrap(), "--resume"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(flow_tensors(&a.join("checkpoint.safetensors")), flow_tensors(&b.join("checkpoint.safetensors")));
+    assert_eq!(
+        flow_tensors(&a.join("checkpoint.safetensors")),
+        flow_tensors(&b.join("checkpoint.safetensors"))
+    );
     let metrics_b = std::fs::read_to_string(b.join("metrics.csv")).unwrap();
     assert_eq!(metrics_b.lines().count(), 7, "resumed metrics are appended");
 
     // eval and sample work on the run.
     let out = fab(&["eval", "--run", a.to_str().unwrap(), "--n-samples", "100"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let eval: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("eval.json")).unwrap()).unwrap();
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("eval.json")).unwrap()).unwrap();
     assert!(eval["eval_ess_flow"].as_f64().unwrap() > 0.0);
     let csv = tmp.path().join("s.csv");
-    let out = fab(&["sample", "--run", a.to_str().unwrap(), "-n", "50", "--out", csv.to_str().unwrap(), "--ais"]);
+    let out = fab(&[
+        "sample",
+        "--run",
+        a.to_str().unwrap(),
+        "-n",
+        "50",
+        "--out",
+        csv.to_str().unwrap(),
+        "--ais",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 51);
 }
@@ -122,16 +150,28 @@ fn bad_configs_name_the_file_and_field() {
     let run = tmp.path().join("run");
     let text = tiny_config(&run, 2, 2).replace("batch_size: 32", "bach_size: 32");
     let cfg = write_config(tmp.path(), "typo.ron", &text);
-    assert_clean_failure(&fab(&["train", "--config", cfg.to_str().unwrap()]), &["typo.ron", "bach_size"]);
+    assert_clean_failure(
+        &fab(&["train", "--config", cfg.to_str().unwrap()]),
+        &["typo.ron", "bach_size"],
+    );
 
     let cfg = write_config(tmp.path(), "broken.ron", "(target: Gmm40, flow: ");
-    assert_clean_failure(&fab(&["train", "--config", cfg.to_str().unwrap()]), &["broken.ron:1"]);
+    assert_clean_failure(
+        &fab(&["train", "--config", cfg.to_str().unwrap()]),
+        &["broken.ron:1"],
+    );
 
     let text = tiny_config(&run, 2, 2).replace("min_length: 128", "min_length: 16");
     let cfg = write_config(tmp.path(), "small.ron", &text);
-    assert_clean_failure(&fab(&["train", "--config", cfg.to_str().unwrap()]), &["small.ron", "training.buffer.min_length"]);
+    assert_clean_failure(
+        &fab(&["train", "--config", cfg.to_str().unwrap()]),
+        &["small.ron", "training.buffer.min_length"],
+    );
 
-    assert_clean_failure(&fab(&["train", "--config", "no/such.ron"]), &["no/such.ron"]);
+    assert_clean_failure(
+        &fab(&["train", "--config", "no/such.ron"]),
+        &["no/such.ron"],
+    );
 }
 
 #[test]
@@ -139,13 +179,21 @@ fn missing_corrupt_and_foreign_checkpoints_are_rejected_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let cfg = write_config(tmp.path(), "c.ron", &tiny_config(&run, 2, 2));
-    assert!(fab(&["train", "--config", cfg.to_str().unwrap()]).status.success());
+    assert!(fab(&["train", "--config", cfg.to_str().unwrap()])
+        .status
+        .success());
     let ck = run.join("checkpoint.safetensors");
 
     // Missing checkpoint.
     let missing = tmp.path().join("nope.safetensors");
     assert_clean_failure(
-        &fab(&["eval", "--run", run.to_str().unwrap(), "--checkpoint", missing.to_str().unwrap()]),
+        &fab(&[
+            "eval",
+            "--run",
+            run.to_str().unwrap(),
+            "--checkpoint",
+            missing.to_str().unwrap(),
+        ]),
         &["nope.safetensors", "not found"],
     );
     // Corrupt checkpoint.
@@ -153,7 +201,13 @@ fn missing_corrupt_and_foreign_checkpoints_are_rejected_clearly() {
     let bytes = std::fs::read(&ck).unwrap();
     std::fs::write(&corrupt, &bytes[..bytes.len() / 3]).unwrap();
     assert_clean_failure(
-        &fab(&["eval", "--run", run.to_str().unwrap(), "--checkpoint", corrupt.to_str().unwrap()]),
+        &fab(&[
+            "eval",
+            "--run",
+            run.to_str().unwrap(),
+            "--checkpoint",
+            corrupt.to_str().unwrap(),
+        ]),
         &["corrupt.safetensors"],
     );
     // A checkpoint of another architecture (hidden width 3 per dim instead of 2).
@@ -163,10 +217,18 @@ fn missing_corrupt_and_foreign_checkpoints_are_rejected_clearly() {
     std::fs::copy(&ck, other.join("checkpoint.safetensors")).unwrap();
     assert_clean_failure(
         &fab(&["eval", "--run", other.to_str().unwrap()]),
-        &["checkpoint.safetensors", "flow.layer0.hidden0.w", "[1, 4]", "[1, 6]"],
+        &[
+            "checkpoint.safetensors",
+            "flow.layer0.hidden0.w",
+            "[1, 4]",
+            "[1, 6]",
+        ],
     );
     // --resume with no checkpoint.
     let fresh = tmp.path().join("fresh");
     let cfg = write_config(tmp.path(), "f.ron", &tiny_config(&fresh, 2, 2));
-    assert_clean_failure(&fab(&["train", "--config", cfg.to_str().unwrap(), "--resume"]), &["no checkpoint", "fresh"]);
+    assert_clean_failure(
+        &fab(&["train", "--config", cfg.to_str().unwrap(), "--resume"]),
+        &["no checkpoint", "fresh"],
+    );
 }
