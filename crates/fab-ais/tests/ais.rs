@@ -88,6 +88,17 @@ impl Flow for StdNormalFlow {
     ) -> Result<WeightedGrad> {
         Err(FabError::Backend("not trainable".into()))
     }
+    fn reparam_grad(
+        &self,
+        _: usize,
+        _: &mut FabRng,
+        _: &mut dyn FnMut(
+            ArrayView2<f64>,
+            ArrayView1<f64>,
+        ) -> Result<fab_core::flow::ReparamCoefficients>,
+    ) -> Result<fab_core::flow::ReparamGrad> {
+        Err(FabError::Backend("not trainable".into()))
+    }
     fn params(&self) -> Vec<f64> {
         Vec::new()
     }

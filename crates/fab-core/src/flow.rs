@@ -24,6 +24,31 @@ pub struct WeightedGrad {
     pub grad: Vec<f64>,
 }
 
+/// Constants of a reparameterised surrogate loss, computed from the sample values:
+/// L(θ) = mean_i[ cᵢ · log q_θ(x_θ(zᵢ)) ] + mean_i[ gᵢ · x_θ(zᵢ) ] (see [`Flow::reparam_grad`]).
+#[derive(Debug, Clone)]
+pub struct ReparamCoefficients {
+    /// cᵢ multiplying log q along the sampling path.
+    pub c: Array1<f64>,
+    /// gᵢ (rows of shape d) multiplying the sample xᵢ; e.g. −∇ₓ log p(xᵢ) for reverse KL.
+    pub g: Array2<f64>,
+    /// The loss value to report (the surrogate's value is usually not the loss itself).
+    pub loss: f64,
+}
+
+/// Result of [`Flow::reparam_grad`].
+#[derive(Debug, Clone)]
+pub struct ReparamGrad {
+    /// The samples x = f_θ(z).
+    pub x: Array2<f64>,
+    /// log q_θ(x) along the sampling path.
+    pub log_q: Array1<f64>,
+    /// Reported loss value.
+    pub loss: f64,
+    /// ∂L/∂θ through the samples, laid out as [`Flow::params`].
+    pub grad: Vec<f64>,
+}
+
 /// Outcome of one optimiser step, for logging.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StepInfo {
@@ -47,6 +72,17 @@ pub trait Flow: LogDensity {
         x: ArrayView2<f64>,
         coeff: &mut dyn FnMut(ArrayView1<f64>) -> Array1<f64>,
     ) -> Result<WeightedGrad>;
+
+    /// Draws `n` samples x = f_θ(z), z ∼ base, asks `coeff(x, log q)` for the constants of the
+    /// surrogate L(θ) = mean(c ⊙ log q) + mean(Σⱼ gᵢⱼ xᵢⱼ), and returns ∇θ L with the gradient flowing
+    /// through the samples (reparameterisation). Reverse KL uses c = 1, g = −∇ₓ log p; the flow-sample
+    /// α = 2 loss uses c = −sg[(p/q)²], g = 0.
+    fn reparam_grad(
+        &self,
+        n: usize,
+        rng: &mut FabRng,
+        coeff: &mut dyn FnMut(ArrayView2<f64>, ArrayView1<f64>) -> Result<ReparamCoefficients>,
+    ) -> Result<ReparamGrad>;
 
     /// All trainable parameters as one flat vector.
     fn params(&self) -> Vec<f64>;

@@ -17,7 +17,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use fab_core::flow::WeightedGrad;
+use fab_core::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
 use fab_core::{FabError, FabRng, Flow, LogDensity, Result};
 
 use crate::linear::Linear;
@@ -26,6 +26,9 @@ use crate::tape::dup2;
 
 type M<T = NoneTape> = Tensor<(usize, usize), f64, Cpu, T>;
 type V<T = NoneTape> = Tensor<(usize,), f64, Cpu, T>;
+
+/// ½ ln 2π.
+const HALF_LOG_2PI: f64 = 0.918_938_533_204_672_7;
 
 /// Bound on |log s|: scales stay in (0.1, 10), as fab-jax's restricted RealNVP scale.
 const LOG_SCALE_BOUND: f64 = std::f64::consts::LN_10;
@@ -238,26 +241,52 @@ impl RealNvp {
         Ok((self.to_array(z)?, Array1::from(log_det.as_vec())))
     }
 
+    /// Sampling direction on tape `T`: x = f(z) and log|det ∂f/∂z| per row.
+    fn forward_taped<T: Tape<f64, Cpu>>(&self, z: M<T>) -> (M<T>, V<T>) {
+        let (n, d) = *z.shape();
+        let loc = self
+            .loc
+            .retaped::<T>()
+            .broadcast_like::<_, Axis<0>>(&(n, d));
+        let scale = self
+            .log_scale
+            .retaped::<T>()
+            .exp()
+            .broadcast_like::<_, Axis<0>>(&(n, d));
+        let mut h = z * scale + loc;
+        let mut log_det = self
+            .log_scale
+            .retaped::<T>()
+            .sum::<(), _>()
+            .broadcast_like(&(n,));
+        for c in &self.layers {
+            let (h_c, h_t) = c.split.split(h);
+            let (h_c1, h_c2) = dup2(h_c);
+            let (t, log_s) = c.conditioner(h_c1);
+            let (log_s1, log_s2) = dup2(log_s);
+            log_det = log_det + log_s1.sum::<(usize,), Axis<1>>();
+            h = c.split.merge(h_c2, h_t * log_s2.exp() + t);
+        }
+        (h, log_det)
+    }
+
     /// Sampling direction: x = f(z) and log|det ∂f/∂z| for each row.
     pub fn forward(&self, z: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>)> {
         self.check("flow forward", &z)?;
-        let (n, d) = z.dim();
-        let loc = self.loc.clone().broadcast_like::<_, Axis<0>>(&(n, d));
-        let scale = self
-            .log_scale
-            .clone()
-            .exp()
-            .broadcast_like::<_, Axis<0>>(&(n, d));
-        let mut h = self.to_tensor(z) * scale + loc;
-        let mut log_det = vec![self.log_scale.as_vec().iter().sum::<f64>(); n];
-        for c in &self.layers {
-            let (h_c, h_t) = c.split.split(h);
-            let (t, log_s) = c.conditioner(h_c.clone());
-            let ld = log_s.clone().sum::<(usize,), Axis<1>>().as_vec();
-            log_det.iter_mut().zip(ld).for_each(|(a, b)| *a += b);
-            h = c.split.merge(h_c, h_t * log_s.exp() + t);
+        let (x, log_det) = self.forward_taped(self.to_tensor(z));
+        Ok((self.to_array(x)?, Array1::from(log_det.as_vec())))
+    }
+
+    /// Flat gradient of all parameters, in [`Flow::params`] order.
+    fn flat_grad(&self, grads: &Gradients<f64, Cpu>) -> Vec<f64> {
+        let mut grad = Vec::new();
+        for (_, p) in self.named_params() {
+            match p {
+                Param::M(t) => grad.extend(grads.get(t).as_vec()),
+                Param::V(t) => grad.extend(grads.get(t).as_vec()),
+            }
         }
-        Ok((self.to_array(h)?, Array1::from(log_det)))
+        grad
     }
 
     fn to_array(&self, t: M) -> Result<Array2<f64>> {
@@ -302,12 +331,11 @@ impl Flow for RealNvp {
         let d = self.dim;
         let z = Array2::from_shape_simple_fn((n, d), || StandardNormal.sample(rng));
         let (x, log_det) = self.forward(z.view())?;
-        let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
         let log_q = z
             .rows()
             .into_iter()
             .zip(log_det.iter())
-            .map(|(r, ld)| -0.5 * r.dot(&r) - d as f64 * half_log_2pi - ld)
+            .map(|(r, ld)| -0.5 * r.dot(&r) - d as f64 * HALF_LOG_2PI - ld)
             .collect();
         Ok((x, log_q))
     }
@@ -328,18 +356,53 @@ impl Flow for RealNvp {
         let c: V = self.dev.tensor_from_vec(coefficients.to_vec(), (n,));
         let loss = (lq * c).mean::<(), _>().negate();
         let loss_value = loss.array();
-        let grads = loss.backward();
-        let mut grad = Vec::new();
-        for (_, p) in self.named_params() {
-            match p {
-                Param::M(t) => grad.extend(grads.get(t).as_vec()),
-                Param::V(t) => grad.extend(grads.get(t).as_vec()),
-            }
-        }
+        let grad = self.flat_grad(&loss.backward());
         Ok(WeightedGrad {
             log_q,
             coefficients,
             loss: loss_value,
+            grad,
+        })
+    }
+
+    fn reparam_grad(
+        &self,
+        n: usize,
+        rng: &mut FabRng,
+        coeff: &mut dyn FnMut(ArrayView2<f64>, ArrayView1<f64>) -> Result<ReparamCoefficients>,
+    ) -> Result<ReparamGrad> {
+        let d = self.dim;
+        let z = Array2::from_shape_simple_fn((n, d), || StandardNormal.sample(rng));
+        let log_base: Vec<f64> = z
+            .rows()
+            .into_iter()
+            .map(|r| -0.5 * r.dot(&r) - d as f64 * HALF_LOG_2PI)
+            .collect();
+        let zt = self.to_tensor(z.view()).leaky_trace();
+        let (x, log_det) = self.forward_taped(zt);
+        let base: V = self.dev.tensor_from_vec(log_base, (n,));
+        // log q along the sampling path: log N(z) − log|det ∂f/∂z|, differentiable in θ.
+        let log_q = log_det.negate() + base;
+        let x_values = Array2::from_shape_vec((n, d), x.as_vec())
+            .map_err(|e| FabError::Backend(format!("flow sample: {e}")))?;
+        let log_q_values = Array1::from(log_q.as_vec());
+        let k = coeff(x_values.view(), log_q_values.view())?;
+        if k.c.len() != n || k.g.dim() != (n, d) {
+            return Err(FabError::shape(
+                "reparameterised loss coefficients",
+                format!("c ({n}), g ({n}, {d})"),
+                format!("c ({}), g {:?}", k.c.len(), k.g.dim()),
+            ));
+        }
+        let c: V = self.dev.tensor_from_vec(k.c.to_vec(), (n,));
+        let g: M = self.to_tensor(k.g.view());
+        let surrogate =
+            (log_q * c).mean::<(), _>() + (x * g).sum::<(usize,), Axis<1>>().mean::<(), _>();
+        let grad = self.flat_grad(&surrogate.backward());
+        Ok(ReparamGrad {
+            x: x_values,
+            log_q: log_q_values,
+            loss: k.loss,
             grad,
         })
     }
