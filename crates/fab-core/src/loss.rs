@@ -4,9 +4,11 @@
 //! constant (stop-gradient). A flow only needs to implement that one weighted step; this module
 //! computes the cᵢ.
 
-use ndarray::{Array1, ArrayView1, Zip};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
 
+use crate::flow::ReparamCoefficients;
 use crate::weights::normalised_weights;
+use crate::{LogDensity, Result};
 
 /// Coefficients for FAB without a buffer: cᵢ = w̄ᵢ = softmax(log w)ᵢ, the self-normalised AIS weights
 /// (so the loss is the mean of w̄ ⊙ log q, as in both reference codes).
@@ -52,6 +54,47 @@ pub fn buffer_coefficients(log_w_adjust: ArrayView1<f64>, clip: Option<f64>) -> 
         } else {
             0.0
         }
+    })
+}
+
+/// Reverse KL, L = mean(log q(x) − log p(x)) over reparameterised flow samples x = f_θ(z):
+/// constants c = 1 and g = −∇ₓ log p(x) for [`crate::Flow::reparam_grad`]. Rows with a non-finite
+/// log p or log q contribute nothing (c = 0, g = 0).
+pub fn reverse_kl_coefficients(
+    target: &dyn LogDensity,
+    x: ArrayView2<f64>,
+    log_q: ArrayView1<f64>,
+) -> Result<ReparamCoefficients> {
+    let n = x.nrows();
+    let mut g = Array2::zeros(x.raw_dim());
+    let log_p = target.log_prob_and_grad(x, g.view_mut())?;
+    let log_w = &log_p - &log_q;
+    let mask = log_w.mapv(|v| if v.is_finite() { 1.0 } else { 0.0 });
+    g.mapv_inplace(|v| if v.is_finite() { -v } else { 0.0 });
+    g *= &mask.view().insert_axis(Axis(1));
+    let loss = -log_w.iter().filter(|v| v.is_finite()).sum::<f64>() / n.max(1) as f64;
+    Ok(ReparamCoefficients { c: mask, g, loss })
+}
+
+/// α = 2 divergence with flow samples (fab-torch `flow_alpha_2_div_nis`):
+/// L = −mean(sg[exp(2(log p − log q))] · log q), log q along the sampling path, unnormalised
+/// weights; non-finite weights count as 0.
+pub fn alpha2_nis_coefficients(
+    target: &dyn LogDensity,
+    x: ArrayView2<f64>,
+    log_q: ArrayView1<f64>,
+) -> Result<ReparamCoefficients> {
+    let log_p = target.log_prob(x)?;
+    let w = (&log_p - &log_q).mapv(|v| if v.is_finite() { (2.0 * v).exp() } else { 0.0 });
+    let w = w.mapv(|v| if v.is_finite() { v } else { 0.0 });
+    let loss = -Zip::from(&w).and(log_q).fold(
+        0.0,
+        |acc, &wi, &lq| if wi > 0.0 { acc + wi * lq } else { acc },
+    ) / x.nrows().max(1) as f64;
+    Ok(ReparamCoefficients {
+        c: -w,
+        g: Array2::zeros(x.raw_dim()),
+        loss,
     })
 }
 

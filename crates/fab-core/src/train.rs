@@ -14,21 +14,37 @@ use ndarray::Array1;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
-use crate::loss::{buffer_coefficients, log_w_adjust, no_buffer_coefficients};
+use crate::loss::{
+    alpha2_nis_coefficients, buffer_coefficients, log_w_adjust, no_buffer_coefficients,
+    reverse_kl_coefficients,
+};
 use crate::optim::{Adam, AdamConfig};
 use crate::weights::{ess, log_z_estimate};
 use crate::{
     AnnealTarget, AnnealedSampler, CountingDensity, FabError, FabRng, Flow, LogDensity,
-    PrioritisedBuffer, Result, StepInfo,
+    PrioritisedBuffer, Result, StepInfo, Target,
 };
 
-/// Which FAB estimator to train with.
+/// Which training objective to use: FAB or one of the paper's baselines (fab-spec §1.4, §5.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LossKind {
     /// FAB with the prioritised replay buffer (the paper's main method).
     FabBuffer,
     /// FAB without buffer: one step per AIS batch with self-normalised weights.
     FabNoBuffer,
+    /// Reverse KL with reparameterised flow samples: mean(log q − log p).
+    ReverseKl,
+    /// α = 2 divergence with flow samples (NIS form): −mean(sg[(p/q)²] · log q).
+    Alpha2Nis,
+    /// Forward KL (maximum likelihood) on exact target samples: −mean(log q(x)), x ∼ p.
+    ForwardKl,
+}
+
+impl LossKind {
+    /// Whether the objective runs AIS.
+    pub fn uses_ais(&self) -> bool {
+        matches!(self, LossKind::FabBuffer | LossKind::FabNoBuffer)
+    }
 }
 
 /// Replay-buffer settings (fab-spec §4.5).
@@ -113,6 +129,7 @@ impl TrainConfig {
                 b.saturating_sub(per * self.buffer.min_length as u64) / ((per + 1) * n)
             }
             (Iterations::FlowEvalBudget(b), LossKind::FabNoBuffer) => b / (per * n),
+            (Iterations::FlowEvalBudget(b), _) => b / n,
         }
     }
 
@@ -212,7 +229,7 @@ impl Trainer {
                 config.buffer.min_length,
                 config.buffer.max_length,
             )?),
-            LossKind::FabNoBuffer => None,
+            _ => None,
         };
         Ok(Self {
             adam: Adam::new(config.optimizer, flow.params().len()),
@@ -278,8 +295,29 @@ impl Trainer {
         })
     }
 
-    /// One FAB iteration. Call [`Trainer::fill_buffer`] first when training with a buffer.
+    /// One training iteration. Call [`Trainer::fill_buffer`] first when training with a buffer.
     pub fn iteration(
+        &mut self,
+        flow: &mut dyn Flow,
+        sampler: &mut dyn AnnealedSampler,
+        target: &dyn Target,
+    ) -> Result<IterInfo> {
+        let mut info = match self.config.loss {
+            LossKind::FabBuffer | LossKind::FabNoBuffer => {
+                self.fab_iteration(flow, sampler, target)?
+            }
+            LossKind::ReverseKl | LossKind::Alpha2Nis | LossKind::ForwardKl => {
+                self.baseline_iteration(flow, target)?
+            }
+        };
+        self.iteration += 1;
+        info.iteration = self.iteration;
+        info.target_evals = self.target_evals;
+        Ok(info)
+    }
+
+    /// FAB: AIS toward p^α q^(1−α), then one (no buffer) or `n_updates` (buffer) steps.
+    fn fab_iteration(
         &mut self,
         flow: &mut dyn Flow,
         sampler: &mut dyn AnnealedSampler,
@@ -297,67 +335,109 @@ impl Trainer {
         self.target_evals = counting.count();
 
         let mut steps = Vec::new();
-        match self.config.loss {
-            LossKind::FabNoBuffer => {
-                let c = no_buffer_coefficients(ais.log_w.view());
-                let g = flow.weighted_nll_grad(ais.x.view(), &mut |_| c.clone())?;
-                steps.push(self.apply(flow, g.loss, g.grad)?);
+        if self.config.loss == LossKind::FabNoBuffer {
+            let c = no_buffer_coefficients(ais.log_w.view());
+            let g = flow.weighted_nll_grad(ais.x.view(), &mut |_| c.clone())?;
+            steps.push(self.apply(flow, g.loss, g.grad)?);
+        } else {
+            let buffer = self
+                .buffer
+                .as_mut()
+                .ok_or_else(|| FabError::invalid("trainer", "FAB with buffer needs a buffer"))?;
+            buffer.add(ais.x.view(), ais.log_w.view(), ais.log_q.view())?;
+            if !buffer.can_sample() {
+                return Err(FabError::invalid(
+                    "trainer",
+                    "buffer not filled: call fill_buffer first",
+                ));
             }
-            LossKind::FabBuffer => {
-                let buffer = self.buffer.as_mut().ok_or_else(|| {
-                    FabError::invalid("trainer", "FAB with buffer needs a buffer")
+            let (alpha, clip) = (self.config.alpha, self.config.buffer.w_adjust_clip);
+            let batches = buffer.sample_n_batches(
+                self.config.batch_size,
+                self.config.buffer.n_updates,
+                &mut self.rng,
+            )?;
+            for batch in batches {
+                let mut adjust = Array1::zeros(0);
+                let g = flow.weighted_nll_grad(batch.x.view(), &mut |log_q| {
+                    adjust = log_w_adjust(alpha, log_q, batch.log_q_old.view());
+                    buffer_coefficients(adjust.view(), clip)
                 })?;
-                buffer.add(ais.x.view(), ais.log_w.view(), ais.log_q.view())?;
-                if !buffer.can_sample() {
-                    return Err(FabError::invalid(
-                        "trainer",
-                        "buffer not filled: call fill_buffer first",
-                    ));
-                }
-                let (alpha, clip) = (self.config.alpha, self.config.buffer.w_adjust_clip);
-                let batches = buffer.sample_n_batches(
-                    self.config.batch_size,
-                    self.config.buffer.n_updates,
-                    &mut self.rng,
+                steps.push(self.apply(flow, g.loss, g.grad)?);
+                // Adjust with log q of the parameters *before* this step (fab-spec §4.4).
+                self.buffer.as_mut().expect("checked above").adjust(
+                    &batch.indices,
+                    adjust.view(),
+                    g.log_q.view(),
                 )?;
-                for batch in batches {
-                    let mut adjust = Array1::zeros(0);
-                    let g = flow.weighted_nll_grad(batch.x.view(), &mut |log_q| {
-                        adjust = log_w_adjust(alpha, log_q, batch.log_q_old.view());
-                        buffer_coefficients(adjust.view(), clip)
-                    })?;
-                    steps.push(self.apply(flow, g.loss, g.grad)?);
-                    // Adjust with log q of the parameters *before* this step (fab-spec §4.4).
-                    self.buffer.as_mut().expect("checked above").adjust(
-                        &batch.indices,
-                        adjust.view(),
-                        g.log_q.view(),
-                    )?;
-                }
             }
         }
-        self.iteration += 1;
-        let taken: Vec<&StepInfo> = steps.iter().filter(|s| !s.skipped).collect();
-        let mean = |f: fn(&StepInfo) -> f64| {
-            if taken.is_empty() {
-                f64::NAN
-            } else {
-                taken.iter().map(|s| f(s)).sum::<f64>() / taken.len() as f64
-            }
-        };
-        let step_sizes = sampler.step_sizes();
+        let (loss, grad_norm, skipped_steps) = summarise(&steps);
         Ok(IterInfo {
-            iteration: self.iteration,
-            loss: mean(|s| s.loss),
-            grad_norm: mean(|s| s.grad_norm),
-            skipped_steps: steps.len() - taken.len(),
+            loss,
+            grad_norm,
+            skipped_steps,
             ess_ais: ess(ais.log_w.view()),
             ess_flow: ess(ais.flow_log_w.view()),
             log_z_ais: log_z_estimate(ais.log_w.view()),
             acceptance: mean_of(&ais.acceptance),
-            step_size: mean_of(&step_sizes),
+            step_size: mean_of(&sampler.step_sizes()),
             n_invalid: ais.n_invalid,
-            target_evals: self.target_evals,
+            ..Default::default()
+        })
+    }
+
+    /// The baselines of fab-spec §1.4 and §5.6: one step per iteration on flow samples (reverse KL,
+    /// α = 2 with flow samples) or on exact target samples (forward KL).
+    fn baseline_iteration(&mut self, flow: &mut dyn Flow, target: &dyn Target) -> Result<IterInfo> {
+        let n = self.config.batch_size;
+        let mut flow_log_w = Array1::zeros(0);
+        let (loss, grad) = match self.config.loss {
+            LossKind::ForwardKl => {
+                let x = target.sample(n, &mut self.rng).ok_or_else(|| {
+                    FabError::invalid(
+                        "training.loss",
+                        format!(
+                            "ForwardKl needs exact samples, which target `{}` cannot draw",
+                            target.name()
+                        ),
+                    )
+                })?;
+                let c = Array1::from_elem(n, 1.0);
+                let g = flow.weighted_nll_grad(x.view(), &mut |_| c.clone())?;
+                (g.loss, g.grad)
+            }
+            kind => {
+                let r = flow.reparam_grad(n, &mut self.rng, &mut |x, log_q| {
+                    if kind == LossKind::ReverseKl {
+                        reverse_kl_coefficients(target, x, log_q)
+                    } else {
+                        alpha2_nis_coefficients(target, x, log_q)
+                    }
+                })?;
+                self.target_evals += n as u64;
+                let log_p = target.log_prob(r.x.view())?;
+                flow_log_w =
+                    (&log_p - &r.log_q).mapv(|v| if v.is_finite() { v } else { f64::NEG_INFINITY });
+                (r.loss, r.grad)
+            }
+        };
+        let step = self.apply(flow, loss, grad)?;
+        let (loss, grad_norm, skipped_steps) = summarise(&[step]);
+        Ok(IterInfo {
+            loss,
+            grad_norm,
+            skipped_steps,
+            ess_ais: f64::NAN,
+            ess_flow: if flow_log_w.is_empty() {
+                f64::NAN
+            } else {
+                ess(flow_log_w.view())
+            },
+            log_z_ais: f64::NAN,
+            acceptance: f64::NAN,
+            step_size: f64::NAN,
+            ..Default::default()
         })
     }
 
@@ -458,6 +538,23 @@ pub fn load_flow(flow: &mut dyn Flow, ck: &Checkpoint) -> Result<()> {
     flow.set_params(&params)
 }
 
+/// (mean loss, mean grad norm, number skipped) over the steps that were taken.
+fn summarise(steps: &[StepInfo]) -> (f64, f64, usize) {
+    let taken: Vec<&StepInfo> = steps.iter().filter(|s| !s.skipped).collect();
+    let mean = |f: fn(&StepInfo) -> f64| {
+        if taken.is_empty() {
+            f64::NAN
+        } else {
+            taken.iter().map(|s| f(s)).sum::<f64>() / taken.len() as f64
+        }
+    };
+    (
+        mean(|s| s.loss),
+        mean(|s| s.grad_norm),
+        steps.len() - taken.len(),
+    )
+}
+
 fn mean_of(v: &[f64]) -> f64 {
     if v.is_empty() {
         f64::NAN
@@ -491,7 +588,7 @@ pub fn run(
     trainer: &mut Trainer,
     flow: &mut dyn Flow,
     sampler: &mut dyn AnnealedSampler,
-    target: &dyn LogDensity,
+    target: &dyn Target,
     n_iterations: u64,
     observer: &mut dyn Observer,
 ) -> Result<()> {
@@ -527,6 +624,7 @@ mod tests {
         // evaluations per sample; 52,076 iterations with buffer, 78,125 without.
         assert_eq!(config(LossKind::FabBuffer).n_iterations(2), 52_076);
         assert_eq!(config(LossKind::FabNoBuffer).n_iterations(2), 78_125);
+        assert_eq!(config(LossKind::ReverseKl).n_iterations(2), 156_250);
     }
 
     #[test]
