@@ -18,10 +18,21 @@ use crate::config::RunConfig;
 use crate::observer::CliObserver;
 
 /// `fab train`.
-pub fn train(config_path: &Path, resume: bool, out: Option<PathBuf>) -> Result<()> {
+pub fn train(
+    config_path: &Path,
+    resume: bool,
+    out: Option<PathBuf>,
+    loss: Option<&str>,
+) -> Result<()> {
     let mut config = RunConfig::load(config_path)?;
     if let Some(out) = out {
         config.output.dir = out;
+    }
+    if let Some(loss) = loss {
+        config.training.loss = ron::from_str(loss).map_err(|e| {
+            anyhow::anyhow!("--loss {loss}: {}; expected FabBuffer, FabNoBuffer, ReverseKl, Alpha2Nis or ForwardKl", e.code)
+        })?;
+        config.training.validate().context("--loss")?;
     }
     set_threads(&config);
     let run_dir = config.output.dir.clone();
@@ -176,7 +187,7 @@ pub fn eval(
     for (k, v) in &ev.metrics {
         println!("{k:32} {v:.6}");
     }
-    if parts.target.plot_bounds().is_some() {
+    if !parts.target.plot_views().is_empty() {
         let panels = [
             ("flow samples", ev.flow_x.view()),
             ("AIS samples (target p)", ev.ais_x.view()),

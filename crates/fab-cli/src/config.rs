@@ -135,7 +135,12 @@ mod tests {
     #[test]
     fn shipped_configs_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        for name in ["gmm.ron", "gmm-quick.ron"] {
+        for name in [
+            "gmm.ron",
+            "gmm-quick.ron",
+            "many-well.ron",
+            "many-well-quick.ron",
+        ] {
             RunConfig::load(&root.join(name)).unwrap();
         }
     }

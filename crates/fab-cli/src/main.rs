@@ -40,6 +40,9 @@ enum Command {
         /// Override output.dir of the config.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Override training.loss: FabBuffer, FabNoBuffer, ReverseKl, Alpha2Nis or ForwardKl.
+        #[arg(long)]
+        loss: Option<String>,
     },
     /// Evaluate a trained flow: ESS, log Z, test log-likelihood, target metrics; writes eval.json.
     Eval {
@@ -92,7 +95,8 @@ fn main() -> ExitCode {
             config,
             resume,
             out,
-        } => commands::train(&config, resume, out),
+            loss,
+        } => commands::train(&config, resume, out, loss.as_deref()),
         Command::Eval {
             run,
             checkpoint,

@@ -131,7 +131,7 @@ impl<'a> CliObserver<'a> {
         }
         writeln!(self.eval_log, "{}", serde_json::Value::Object(row))?;
         self.eval_log.flush()?;
-        if self.target.plot_bounds().is_some() {
+        if !self.target.plot_views().is_empty() {
             let dir = self.run_dir.join("plots");
             std::fs::create_dir_all(&dir)?;
             let panels = [

@@ -25,56 +25,66 @@ fn shade(t: f64) -> RGBColor {
     RGBColor(lerp(255.0, 20.0), lerp(255.0, 60.0), lerp(255.0, 140.0))
 }
 
-/// Plots each sample set (first two coordinates, at most 2,000 points) over a shaded map of
-/// log p of the target, side by side, into a PNG at `path`.
+/// Plots each sample set (one column each, at most 2,000 points) over a shaded map of the
+/// target's 2-D marginal log density, one row per plot view of the target, into a PNG at `path`.
 pub fn samples_over_target(
     target: &dyn Target,
     panels: &[(&str, ArrayView2<f64>)],
     path: &Path,
 ) -> Result<()> {
     register_font()?;
-    let ((x0, x1), (y0, y1)) = target
-        .plot_bounds()
-        .ok_or_else(|| anyhow!("target has no 2-D plot window"))?;
-    let res = 160;
-    let (dx, dy) = ((x1 - x0) / res as f64, (y1 - y0) / res as f64);
-    let mut grid = Array2::zeros((res * res, target.dim()));
-    for i in 0..res {
-        for j in 0..res {
-            grid[[i * res + j, 0]] = x0 + (i as f64 + 0.5) * dx;
-            grid[[i * res + j, 1]] = y0 + (j as f64 + 0.5) * dy;
-        }
+    let views = target.plot_views();
+    if views.is_empty() {
+        return Err(anyhow!("target has no 2-D plot view"));
     }
-    let log_p = target.log_prob(grid.view())?;
-    let max = log_p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    // Shade log p over a window of 25 nats below the maximum.
-    let window = 25.0;
-
-    let width = 520 * panels.len() as u32;
-    let root = BitMapBackend::new(path, (width, 540)).into_drawing_area();
+    let res = 160;
+    let cols = panels.len();
+    let root =
+        BitMapBackend::new(path, (480 * cols as u32, 480 * views.len() as u32)).into_drawing_area();
     root.fill(&WHITE)?;
-    for (area, (title, x)) in root.split_evenly((1, panels.len())).iter().zip(panels) {
-        let mut chart = ChartBuilder::on(area)
-            .caption(*title, ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(40)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart.configure_mesh().disable_mesh().draw()?;
-        chart.draw_series((0..res * res).map(|k| {
-            let (i, j) = (k / res, k % res);
-            let (cx, cy) = (x0 + i as f64 * dx, y0 + j as f64 * dy);
-            let t = (log_p[k] - (max - window)) / window;
-            Rectangle::new([(cx, cy), (cx + dx, cy + dy)], shade(t).filled())
-        }))?;
-        let step = (x.nrows() / 2000).max(1);
-        chart.draw_series(
-            x.rows()
-                .into_iter()
-                .step_by(step)
-                .filter(|r| r[0].is_finite() && r[1].is_finite())
-                .map(|r| Circle::new((r[0], r[1]), 2, RED.mix(0.6).filled())),
-        )?;
+    let areas = root.split_evenly((views.len(), cols));
+    for (r, view) in views.iter().enumerate() {
+        let ((x0, x1), (y0, y1)) = (view.x, view.y);
+        let (dx, dy) = ((x1 - x0) / res as f64, (y1 - y0) / res as f64);
+        let grid = Array2::from_shape_fn((res * res, 2), |(k, c)| {
+            if c == 0 {
+                x0 + ((k / res) as f64 + 0.5) * dx
+            } else {
+                y0 + ((k % res) as f64 + 0.5) * dy
+            }
+        });
+        let log_p = target.marginal_log_prob(view.coords, grid.view())?;
+        let max = log_p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        // Shade log p over a window of 25 nats below the maximum.
+        let window = 25.0;
+        let (a, b) = view.coords;
+        for (c, (title, x)) in panels.iter().enumerate() {
+            let caption = if views.len() > 1 {
+                format!("{title}: x{a} vs x{b}")
+            } else {
+                title.to_string()
+            };
+            let mut chart = ChartBuilder::on(&areas[r * cols + c])
+                .caption(caption, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(40)
+                .build_cartesian_2d(x0..x1, y0..y1)?;
+            chart.configure_mesh().disable_mesh().draw()?;
+            chart.draw_series((0..res * res).map(|k| {
+                let (cx, cy) = (x0 + (k / res) as f64 * dx, y0 + (k % res) as f64 * dy);
+                let t = (log_p[k] - (max - window)) / window;
+                Rectangle::new([(cx, cy), (cx + dx, cy + dy)], shade(t).filled())
+            }))?;
+            let step = (x.nrows() / 2000).max(1);
+            chart.draw_series(
+                x.rows()
+                    .into_iter()
+                    .step_by(step)
+                    .filter(|p| p[a].is_finite() && p[b].is_finite())
+                    .map(|p| Circle::new((p[a], p[b]), 2, RED.mix(0.6).filled())),
+            )?;
+        }
     }
     root.present()?;
     Ok(())

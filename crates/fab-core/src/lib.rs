@@ -26,7 +26,7 @@ pub use error::{FabError, Result};
 pub use flow::{Flow, StepInfo};
 pub use rng::FabRng;
 pub use sampler::{AisBatch, AnnealTarget, AnnealedSampler};
-pub use target::Target;
+pub use target::{PlotView, Target};
 
 /// The items most users need, for `use fab_core::prelude::*`.
 pub mod prelude {

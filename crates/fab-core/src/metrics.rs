@@ -122,6 +122,9 @@ pub fn evaluate(
     };
     m.extend(target.extra_metrics(flow_s, ais_s));
     m.insert("n_eval_samples".into(), config.n_samples as f64);
+    for (j, eps) in sampler.step_sizes().iter().enumerate() {
+        m.insert(format!("step_size_{j}"), *eps);
+    }
     Ok(Evaluation {
         metrics: m,
         flow_x,

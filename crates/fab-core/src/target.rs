@@ -1,9 +1,20 @@
 //! What a benchmark target offers beyond its log-density: known normaliser, exact samples, and
 //! target-specific metrics (mode coverage, test-function expectations). All optional.
 
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-use crate::{FabRng, LogDensity};
+use crate::{FabError, FabRng, LogDensity, Result};
+
+/// A 2-D window onto two coordinates of a target, for plots.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlotView {
+    /// The two coordinates shown (horizontal, vertical).
+    pub coords: (usize, usize),
+    /// Horizontal range.
+    pub x: (f64, f64),
+    /// Vertical range.
+    pub y: (f64, f64),
+}
 
 /// Samples with their importance log weights (log p − log q, or AIS log weights).
 #[derive(Debug, Clone, Copy)]
@@ -38,8 +49,25 @@ pub trait Target: LogDensity {
         Vec::new()
     }
 
-    /// Plot window ((x_min, x_max), (y_min, y_max)) for 2-D plots of the first two coordinates.
-    fn plot_bounds(&self) -> Option<((f64, f64), (f64, f64))> {
-        None
+    /// Coordinate pairs worth plotting, with their windows; empty if the target has none.
+    fn plot_views(&self) -> Vec<PlotView> {
+        Vec::new()
+    }
+
+    /// Log density (up to a constant) of the 2-D marginal of `coords` at the rows of `points`
+    /// (shape (n, 2)), for the background of plots. The default works for 2-D targets.
+    fn marginal_log_prob(
+        &self,
+        coords: (usize, usize),
+        points: ArrayView2<f64>,
+    ) -> Result<Array1<f64>> {
+        if self.dim() == 2 && coords == (0, 1) {
+            self.log_prob(points)
+        } else {
+            Err(FabError::invalid(
+                "plot",
+                format!("no 2-D marginal for coordinates {coords:?}"),
+            ))
+        }
     }
 }

@@ -12,7 +12,7 @@ use rand_distr::{Distribution, StandardNormal};
 use fab_core::density::check_dim;
 use fab_core::target::WeightedSamples;
 use fab_core::weights::normalised_weights;
-use fab_core::{FabRng, LogDensity, Result, Target};
+use fab_core::{FabRng, LogDensity, PlotView, Result, Target};
 
 /// The 40 means (x, y) of the paper's GMM, fab-spec §11.A.
 pub const PAPER_MEANS: [[f64; 2]; 40] = [
@@ -272,8 +272,12 @@ impl Target for Gmm {
         ]
     }
 
-    fn plot_bounds(&self) -> Option<((f64, f64), (f64, f64))> {
-        Some(((-50.0, 50.0), (-50.0, 50.0)))
+    fn plot_views(&self) -> Vec<PlotView> {
+        vec![PlotView {
+            coords: (0, 1),
+            x: (-50.0, 50.0),
+            y: (-50.0, 50.0),
+        }]
     }
 }
 

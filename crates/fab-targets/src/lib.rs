@@ -5,13 +5,16 @@
 
 pub mod config;
 pub mod gmm;
+pub mod many_well;
 
 pub use config::TargetConfig;
 pub use gmm::Gmm;
+pub use many_well::ManyWell;
 
 /// Builds the target described by `config`.
 pub fn build(config: &TargetConfig) -> fab_core::Result<Box<dyn fab_core::Target>> {
     match config {
         TargetConfig::Gmm40 => Ok(Box::new(Gmm::paper())),
+        TargetConfig::ManyWell { dim } => Ok(Box::new(ManyWell::new(*dim)?)),
     }
 }
