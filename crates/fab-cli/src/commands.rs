@@ -109,6 +109,7 @@ pub fn train(
         "iterations": trainer.iteration,
         "target_evals": trainer.target_evals,
         "wall_seconds_this_session": seconds,
+        "peak_rss_mib": peak_rss_mib(),
     });
     std::fs::write(
         run_dir.join("train_summary.json"),
@@ -122,6 +123,20 @@ pub fn train(
         trainer.iteration, seconds, trainer.target_evals
     );
     Ok(())
+}
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`), NaN where unavailable.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// Sizes rayon's global pool (used by the targets and by dfdx's GEMM) once per process.

@@ -119,9 +119,17 @@ pub fn curves(series: &[(&str, Vec<(f64, f64)>)], path: &Path) -> Result<()> {
             .caption(*name, ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(30)
-            .y_label_area_size(50)
+            .y_label_area_size(70)
             .build_cartesian_2d(xmin..xmax.max(xmin + 1.0), (ymin - pad)..(ymax + pad))?;
-        chart.configure_mesh().x_desc("iteration").draw()?;
+        chart
+            .configure_mesh()
+            .x_desc("iteration")
+            .x_labels(5)
+            .y_labels(6)
+            .disable_x_mesh()
+            .y_label_formatter(&|v| format!("{v:.3}"))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .draw()?;
         chart.draw_series(LineSeries::new(finite, &BLUE))?;
     }
     root.present()?;

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod linear;
 pub mod realnvp;
+pub mod spline;
 pub mod split;
 pub mod tape;
 
