@@ -8,12 +8,12 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use fab_ais::{Ais, AisConfig};
 use fab_core::train::{TrainConfig, Trainer};
 use fab_core::{rng::seeded, Flow, LogDensity};
-use fab_flows::{RealNvp, RealNvpConfig};
+use fab_flows::{CouplingFlow, RealNvpConfig};
 use fab_targets::Gmm;
 
 fn fab_iteration(c: &mut Criterion) {
     let target = Gmm::paper();
-    let mut flow = RealNvp::new(2, &RealNvpConfig::default()).unwrap();
+    let mut flow = CouplingFlow::real_nvp(2, &RealNvpConfig::default()).unwrap();
     let mut ais = Ais::new(AisConfig::default()).unwrap();
     let mut trainer = Trainer::new(TrainConfig::default(), &flow).unwrap();
     trainer.fill_buffer(&flow, &mut ais, &target).unwrap();
@@ -23,7 +23,7 @@ fn fab_iteration(c: &mut Criterion) {
 }
 
 fn flow_passes(c: &mut Criterion) {
-    let flow = RealNvp::new(2, &RealNvpConfig::default()).unwrap();
+    let flow = CouplingFlow::real_nvp(2, &RealNvpConfig::default()).unwrap();
     let mut rng = seeded(0);
     let (x, _) = flow.sample(128, &mut rng).unwrap();
     let coeff = ndarray::Array1::from_elem(128, 1.0 / 128.0);

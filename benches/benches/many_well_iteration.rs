@@ -11,7 +11,7 @@ use fab_ais::{Ais, AisConfig, KernelConfig};
 use fab_core::optim::AdamConfig;
 use fab_core::train::{BufferConfig, Iterations, LossKind, TrainConfig, Trainer};
 use fab_core::{rng::seeded, Flow, LogDensity};
-use fab_flows::{RealNvp, RealNvpConfig};
+use fab_flows::{CouplingFlow, RealNvpConfig};
 use fab_targets::ManyWell;
 
 const FLOW: RealNvpConfig = RealNvpConfig {
@@ -23,7 +23,7 @@ const FLOW: RealNvpConfig = RealNvpConfig {
 
 fn fab_iteration(c: &mut Criterion) {
     let target = ManyWell::new(32).unwrap();
-    let mut flow = RealNvp::new(32, &FLOW).unwrap();
+    let mut flow = CouplingFlow::real_nvp(32, &FLOW).unwrap();
     let mut ais = Ais::new(AisConfig {
         n_intermediate: 4,
         kernel: KernelConfig::Hmc {
@@ -64,7 +64,7 @@ fn fab_iteration(c: &mut Criterion) {
 }
 
 fn flow_passes(c: &mut Criterion) {
-    let flow = RealNvp::new(32, &FLOW).unwrap();
+    let flow = CouplingFlow::real_nvp(32, &FLOW).unwrap();
     let (x, _) = flow.sample(2048, &mut seeded(0)).unwrap();
     let mut grad = ndarray::Array2::zeros((2048, 32));
     c.bench_function("realnvp8x128_log_prob_and_input_grad_batch2048", |b| {

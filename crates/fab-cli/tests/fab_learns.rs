@@ -9,7 +9,7 @@ use fab_core::optim::AdamConfig;
 use fab_core::train::{BufferConfig, Iterations, LossKind, TrainConfig, Trainer};
 use fab_core::weights::ess;
 use fab_core::{rng::seeded, FabRng, Flow, LogDensity, Result, Target};
-use fab_flows::{RealNvp, RealNvpConfig};
+use fab_flows::{CouplingFlow, RealNvpConfig};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 
 /// 0.75 N((−4, 0), I) + 0.25 N((4, 0), I), normalised.
@@ -86,7 +86,7 @@ impl Target for TwoModes {
 
 fn train(loss: LossKind, kernel: KernelConfig, init_step: f64, iterations: u64) -> (f64, f64) {
     let target = TwoModes;
-    let mut flow = RealNvp::new(
+    let mut flow = CouplingFlow::real_nvp(
         2,
         &RealNvpConfig {
             n_layers: 6,

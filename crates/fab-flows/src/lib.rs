@@ -1,26 +1,34 @@
 //! fab-flows: normalizing flows for FAB on dfdx 0.13 autodiff (f64, runtime shapes).
 //!
-//! dfdx's `nn` layers and optimisers are const-generic only, so this crate keeps its own small
-//! [`linear::Linear`] layer; optimisation and checkpoints are done by fab-core over the flat
+//! [`CouplingFlow`] is a stack of coupling layers: affine ([`realnvp`], the GMM and Many Well flow)
+//! or rational-quadratic splines with circular splines on angles ([`spline_flow`], the alanine
+//! flow). dfdx's `nn` layers and optimisers are const-generic only, so this crate keeps its own
+//! small [`linear::Linear`] layer; optimisation and checkpoints are done by fab-core over the flat
 //! parameter vector every flow exposes through [`fab_core::Flow`].
 //!
 //! dfdx 0.13 has a silent gradient bug in `slice` backward (it assigns instead of adding). No code
-//! here calls `slice`: coordinates are split and merged with constant 0/1 selection matrices
-//! ([`split::Split`]), which are exact and need no workaround.
+//! here calls `slice`: coordinates are selected and merged with constant 0/1 matrices
+//! ([`split`]) and spline knots are gathered with `select`, whose backward accumulates correctly.
+//! Every operation is covered by finite-difference gradient tests in f64.
 
 pub mod config;
+pub mod coupling_flow;
 pub mod linear;
 pub mod realnvp;
 pub mod spline;
+pub mod spline_flow;
 pub mod split;
 pub mod tape;
 
 pub use config::FlowConfig;
-pub use realnvp::{RealNvp, RealNvpConfig};
+pub use coupling_flow::CouplingFlow;
+pub use realnvp::RealNvpConfig;
+pub use spline_flow::SplineFlowConfig;
 
 /// Builds the flow described by `config` for dimension `dim`.
 pub fn build(config: &FlowConfig, dim: usize) -> fab_core::Result<Box<dyn fab_core::Flow>> {
     match config {
-        FlowConfig::RealNvp(c) => Ok(Box::new(RealNvp::new(dim, c)?)),
+        FlowConfig::RealNvp(c) => Ok(Box::new(CouplingFlow::real_nvp(dim, c)?)),
+        FlowConfig::SplineCoupling(c) => Ok(Box::new(CouplingFlow::spline(dim, c)?)),
     }
 }

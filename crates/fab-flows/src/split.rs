@@ -1,5 +1,5 @@
-//! Splitting coordinates into a conditioning part and a transformed part, and merging them back,
-//! by multiplication with constant 0/1 selection matrices.
+//! Selecting a subset of coordinates and scattering it back, by multiplication with constant 0/1
+//! matrices; a coupling layer's [`Split`] is two complementary [`Subset`]s.
 //!
 //! x·S picks columns exactly (products with 1.0, sums with 0.0), and the gradient of a matmul is
 //! correct in dfdx, unlike `slice` backward (see the crate docs). For the small dimensions of
@@ -7,70 +7,70 @@
 
 use dfdx::prelude::*;
 
+use crate::tape::dup2;
+
+type M<T = NoneTape> = Tensor<(usize, usize), f64, Cpu, T>;
+
+/// A fixed subset of the columns {0..d}.
+#[derive(Debug, Clone)]
+pub struct Subset {
+    /// (d, k) selection matrix.
+    pick: M,
+    /// (k, d) scatter-back matrix (its transpose).
+    put: M,
+}
+
+impl Subset {
+    /// The columns `idx` (distinct, each < d) of d.
+    pub fn new(dev: &Cpu, d: usize, idx: &[usize]) -> Self {
+        let k = idx.len();
+        let mut pick = vec![0.0; d * k];
+        let mut put = vec![0.0; k * d];
+        for (j, &i) in idx.iter().enumerate() {
+            pick[i * k + j] = 1.0;
+            put[j * d + i] = 1.0;
+        }
+        Self {
+            pick: dev.tensor_from_vec(pick, (d, k)),
+            put: dev.tensor_from_vec(put, (k, d)),
+        }
+    }
+
+    /// The subset's columns of x (n, d) → (n, k).
+    pub fn pick<T: Tape<f64, Cpu>>(&self, x: M<T>) -> M<T> {
+        x.matmul(self.pick.clone())
+    }
+
+    /// A block (n, k) placed back into d columns, zeros elsewhere.
+    pub fn put<T: Tape<f64, Cpu>>(&self, y: M<T>) -> M<T> {
+        y.matmul(self.put.clone())
+    }
+}
+
 /// A fixed partition of {0..d} into `cond` and `trans` index sets.
 #[derive(Debug, Clone)]
 pub struct Split {
-    /// (d, |cond|) selection matrix.
-    pick_cond: Tensor<(usize, usize), f64, Cpu>,
-    /// (d, |trans|) selection matrix.
-    pick_trans: Tensor<(usize, usize), f64, Cpu>,
-    /// (|cond|, d) scatter-back matrix (transpose of `pick_cond`).
-    put_cond: Tensor<(usize, usize), f64, Cpu>,
-    /// (|trans|, d) scatter-back matrix.
-    put_trans: Tensor<(usize, usize), f64, Cpu>,
-}
-
-fn selection(
-    dev: &Cpu,
-    d: usize,
-    idx: &[usize],
-    transpose: bool,
-) -> Tensor<(usize, usize), f64, Cpu> {
-    let k = idx.len();
-    let mut m = vec![0.0; d * k];
-    for (j, &i) in idx.iter().enumerate() {
-        if transpose {
-            m[j * d + i] = 1.0;
-        } else {
-            m[i * k + j] = 1.0;
-        }
-    }
-    let shape = if transpose { (k, d) } else { (d, k) };
-    dev.tensor_from_vec(m, shape)
+    cond: Subset,
+    trans: Subset,
 }
 
 impl Split {
     /// A split of `d` coordinates into `cond` and `trans` (disjoint, covering 0..d).
     pub fn new(dev: &Cpu, d: usize, cond: &[usize], trans: &[usize]) -> Self {
         Self {
-            pick_cond: selection(dev, d, cond, false),
-            pick_trans: selection(dev, d, trans, false),
-            put_cond: selection(dev, d, cond, true),
-            put_trans: selection(dev, d, trans, true),
+            cond: Subset::new(dev, d, cond),
+            trans: Subset::new(dev, d, trans),
         }
     }
 
     /// (x_cond, x_trans) from x of shape (n, d).
-    pub fn split<T: Tape<f64, Cpu>>(
-        &self,
-        x: Tensor<(usize, usize), f64, Cpu, T>,
-    ) -> (
-        Tensor<(usize, usize), f64, Cpu, T>,
-        Tensor<(usize, usize), f64, Cpu, T>,
-    ) {
-        let (a, b) = crate::tape::dup2(x);
-        (
-            a.matmul(self.pick_cond.clone()),
-            b.matmul(self.pick_trans.clone()),
-        )
+    pub fn split<T: Tape<f64, Cpu>>(&self, x: M<T>) -> (M<T>, M<T>) {
+        let (a, b) = dup2(x);
+        (self.cond.pick(a), self.trans.pick(b))
     }
 
     /// x of shape (n, d) from its two parts.
-    pub fn merge<T: Tape<f64, Cpu>>(
-        &self,
-        x_cond: Tensor<(usize, usize), f64, Cpu, T>,
-        x_trans: Tensor<(usize, usize), f64, Cpu, T>,
-    ) -> Tensor<(usize, usize), f64, Cpu, T> {
-        x_cond.matmul(self.put_cond.clone()) + x_trans.matmul(self.put_trans.clone())
+    pub fn merge<T: Tape<f64, Cpu>>(&self, x_cond: M<T>, x_trans: M<T>) -> M<T> {
+        self.cond.put(x_cond) + self.trans.put(x_trans)
     }
 }

@@ -5,7 +5,7 @@
 use fab_core::flow::ReparamCoefficients;
 use fab_core::loss::{alpha2_nis_coefficients, reverse_kl_coefficients};
 use fab_core::{rng::seeded, Flow, LogDensity, Result};
-use fab_flows::{RealNvp, RealNvpConfig};
+use fab_flows::{CouplingFlow, RealNvpConfig};
 use ndarray::{Array1, ArrayView2, ArrayViewMut2, Axis};
 use rand_distr::{Distribution, Normal};
 
@@ -34,8 +34,8 @@ impl LogDensity for Gauss {
     }
 }
 
-fn flow() -> RealNvp {
-    let mut f = RealNvp::new(
+fn flow() -> CouplingFlow {
+    let mut f = CouplingFlow::real_nvp(
         2,
         &RealNvpConfig {
             n_layers: 3,
@@ -60,7 +60,7 @@ const N: usize = 16;
 
 /// Loss value at the current parameters with base noise from seed 5, via the sample callback.
 fn loss_value(
-    f: &RealNvp,
+    f: &CouplingFlow,
     value: &mut dyn FnMut(ArrayView2<f64>, ndarray::ArrayView1<f64>) -> f64,
 ) -> f64 {
     let mut out = 0.0;
@@ -77,7 +77,7 @@ fn loss_value(
 }
 
 fn assert_fd(
-    mut f: RealNvp,
+    mut f: CouplingFlow,
     grad: &[f64],
     value: &mut dyn FnMut(ArrayView2<f64>, ndarray::ArrayView1<f64>) -> f64,
 ) {

@@ -4,18 +4,18 @@
 //! identity, which would hide most bugs).
 
 use fab_core::{rng::seeded, Flow, LogDensity};
-use fab_flows::{RealNvp, RealNvpConfig};
+use fab_flows::{CouplingFlow, RealNvpConfig};
 use ndarray::{Array1, Array2};
 use rand_distr::{Distribution, Normal, StandardNormal};
 
-fn perturbed_flow(dim: usize, scale: f64) -> RealNvp {
+fn perturbed_flow(dim: usize, scale: f64) -> CouplingFlow {
     let config = RealNvpConfig {
         n_layers: 4,
         hidden_units_per_dim: 4,
         hidden_layers: 2,
         init_seed: 1,
     };
-    let mut flow = RealNvp::new(dim, &config).unwrap();
+    let mut flow = CouplingFlow::real_nvp(dim, &config).unwrap();
     let mut rng = seeded(42);
     let noise = Normal::new(0.0, scale).unwrap();
     let params: Vec<f64> = flow
@@ -36,7 +36,7 @@ fn random_points(n: usize, d: usize, scale: f64, seed: u64) -> Array2<f64> {
 
 #[test]
 fn identity_initialisation_gives_a_standard_normal() {
-    let flow = RealNvp::new(2, &RealNvpConfig::default()).unwrap();
+    let flow = CouplingFlow::real_nvp(2, &RealNvpConfig::default()).unwrap();
     let x = random_points(16, 2, 3.0, 0);
     let lq = flow.log_prob(x.view()).unwrap();
     for (row, l) in x.rows().into_iter().zip(lq.iter()) {
@@ -145,7 +145,7 @@ fn parameter_gradient_of_weighted_nll_matches_finite_differences() {
     let g = flow
         .weighted_nll_grad(x.view(), &mut |_| c.clone())
         .unwrap();
-    let loss = |f: &RealNvp| -(f.log_prob(x.view()).unwrap() * &c).mean().unwrap();
+    let loss = |f: &CouplingFlow| -(f.log_prob(x.view()).unwrap() * &c).mean().unwrap();
     assert!((loss(&flow) - g.loss).abs() < 1e-12);
     let params = flow.params();
     assert_eq!(g.grad.len(), params.len());
@@ -177,7 +177,7 @@ fn reparameterised_gradient_matches_finite_differences() {
     let c = Array1::from_iter((0..n).map(|i| 0.5 - 0.1 * i as f64));
     let g = random_points(n, dim, 1.0, 17);
     // Surrogate value mean(c·log q) + mean(Σ g·x) at fixed base noise (same seed every call).
-    let surrogate = |f: &RealNvp| {
+    let surrogate = |f: &CouplingFlow| {
         let mut value = 0.0;
         let r = f
             .reparam_grad(n, &mut seeded(8), &mut |x, lq| {

@@ -1,0 +1,545 @@
+//! Coupling flows in f64 on dfdx: a stack of coupling layers over a base distribution.
+//!
+//! Each layer keeps its conditioning coordinates h_c and transforms the others elementwise with
+//! parameters from an MLP of h_c (ReLU hidden layers, zero-initialised output heads, so every layer
+//! starts as the identity map). Two transforms:
+//! * affine (RealNVP, [`crate::realnvp`]): h_t ← h_t ⊙ s + t with log s = k·tanh(a/k), k = ln 10;
+//! * rational-quadratic splines ([`crate::spline`], [`crate::spline_flow`]): linear-tail splines on
+//!   ordinary coordinates and circular splines on angles, optionally followed by a fixed circular
+//!   shift of the angles, x ← wrap(x + c).
+//!
+//! The base is N(0, I) on ordinary coordinates (optionally with a trainable location and log-scale,
+//! as fab-torch's RealNVP base) and uniform on [−π, π) on circular ones.
+//! Density direction (x → z): inverse layers in reverse order, accumulating the log-dets, then
+//! log q(x) = log base(z) + log|det ∂z/∂x|.
+
+use std::f64::consts::PI;
+
+use dfdx::prelude::*;
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use fab_core::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
+use fab_core::{FabError, FabRng, Flow, LogDensity, Result};
+
+use crate::linear::Linear;
+use crate::spline::{Direction, SplineConsts};
+use crate::split::{Split, Subset};
+use crate::tape::dup2;
+
+pub(crate) type M<T = NoneTape> = Tensor<(usize, usize), f64, Cpu, T>;
+pub(crate) type V<T = NoneTape> = Tensor<(usize,), f64, Cpu, T>;
+
+/// ½ ln 2π.
+const HALF_LOG_2PI: f64 = 0.918_938_533_204_672_7;
+
+/// Bound on |log s| of the affine transform: scales stay in (0.1, 10) as fab-jax's restricted
+/// RealNVP scale, and s = 1 exactly at zero input.
+const LOG_SCALE_BOUND: f64 = std::f64::consts::LN_10;
+
+/// A spline applied to one subset of a layer's transformed coordinates.
+#[derive(Debug, Clone)]
+pub(crate) struct SplinePart {
+    /// Picks the subset out of the transformed coordinates (and puts it back).
+    pub(crate) subset: Subset,
+    pub(crate) consts: SplineConsts,
+    pub(crate) head: Linear,
+    pub(crate) width: usize,
+    pub(crate) n_params: usize,
+}
+
+/// The elementwise transform of a coupling layer.
+#[derive(Debug, Clone)]
+pub(crate) enum Transform {
+    /// Affine: shift and log-scale heads.
+    Affine { shift: Linear, scale: Linear },
+    /// Splines: up to two parts (linear-tail and circular) of the transformed coordinates.
+    Spline { parts: Vec<(String, SplinePart)> },
+}
+
+/// One coupling layer.
+#[derive(Debug, Clone)]
+pub(crate) struct Coupling {
+    pub(crate) split: Split,
+    pub(crate) hidden: Vec<Linear>,
+    pub(crate) transform: Transform,
+    /// Fixed circular shift applied after the layer (sampling direction) to circular coordinates.
+    pub(crate) shift_after: Option<f64>,
+}
+
+/// A coupling flow on R^d (with some circular coordinates) in f64.
+#[derive(Debug, Clone)]
+pub struct CouplingFlow {
+    pub(crate) dev: Cpu,
+    pub(crate) dim: usize,
+    /// Trainable base location and log-scale (RealNVP), absent for spline flows.
+    pub(crate) base_affine: Option<(V, V)>,
+    /// Which coordinates live on the circle [−π, π).
+    pub(crate) circular: Vec<bool>,
+    pub(crate) layers: Vec<Coupling>,
+}
+
+/// Borrowed parameter tensor of either rank.
+enum Param<'a> {
+    M(&'a M),
+    V(&'a V),
+}
+
+/// Mutably borrowed parameter tensor.
+enum ParamMut<'a> {
+    M(&'a mut M),
+    V(&'a mut V),
+}
+
+/// Wraps angles into [−π, π).
+fn wrap(v: f64) -> f64 {
+    v - 2.0 * PI * ((v + PI) / (2.0 * PI)).floor()
+}
+
+impl Coupling {
+    fn hidden_features<T: Tape<f64, Cpu>>(&self, h_c: M<T>) -> M<T> {
+        let mut h = h_c;
+        for layer in &self.hidden {
+            h = layer.forward(h).relu();
+        }
+        h
+    }
+
+    /// Transforms h_t given the conditioning features; returns (new h_t, log-det per row).
+    fn transform<T: Tape<f64, Cpu>>(
+        &self,
+        features: M<T>,
+        h_t: M<T>,
+        direction: Direction,
+    ) -> (M<T>, V<T>) {
+        match &self.transform {
+            Transform::Affine { shift, scale } => {
+                let (f1, f2) = dup2(features);
+                let t = shift.forward(f1);
+                let log_s = (scale.forward(f2) * (1.0 / LOG_SCALE_BOUND)).tanh() * LOG_SCALE_BOUND;
+                let (ls1, ls2) = dup2(log_s);
+                let ld = ls2.sum::<(usize,), Axis<1>>();
+                match direction {
+                    Direction::Forward => (h_t * ls1.exp() + t, ld),
+                    Direction::Inverse => ((h_t - t) * ls1.negate().exp(), ld.negate()),
+                }
+            }
+            Transform::Spline { parts } => {
+                let n = h_t.shape().0;
+                let mut features = Some(features);
+                let mut rest = Some(h_t);
+                let mut outs: Vec<M<T>> = Vec::new();
+                let mut log_det: Option<V<T>> = None;
+                for (j, (_, part)) in parts.iter().enumerate() {
+                    // Each part takes its own copy of the features and of h_t.
+                    let last = j + 1 == parts.len();
+                    let (f_here, h_here) = if last {
+                        (
+                            features.take().expect("features"),
+                            rest.take().expect("h_t"),
+                        )
+                    } else {
+                        let (f1, f2) = dup2(features.take().expect("features"));
+                        let (h1, h2) = dup2(rest.take().expect("h_t"));
+                        features = Some(f2);
+                        rest = Some(h2);
+                        (f1, h1)
+                    };
+                    let x_part = part.subset.pick(h_here);
+                    let params = part
+                        .head
+                        .forward(f_here)
+                        .reshape_like(&(n * part.width, part.n_params));
+                    let x_flat = x_part.reshape_like(&(n * part.width,));
+                    let (y, ld) = part.consts.apply(x_flat, params, direction);
+                    outs.push(part.subset.put(y.reshape_like(&(n, part.width))));
+                    let ld = ld.reshape_like(&(n, part.width)).sum::<(usize,), Axis<1>>();
+                    log_det = Some(match log_det {
+                        None => ld,
+                        Some(acc) => acc + ld,
+                    });
+                }
+                let mut outs = outs.into_iter();
+                let first = outs.next().expect("a spline layer has at least one part");
+                let y = outs.fold(first, |acc, o| acc + o);
+                (y, log_det.expect("at least one part"))
+            }
+        }
+    }
+}
+
+impl CouplingFlow {
+    /// Dimension check naming `context`.
+    fn check(&self, context: &str, x: &ArrayView2<f64>) -> Result<()> {
+        fab_core::density::check_dim(context, x, self.dim)
+    }
+
+    fn to_tensor(&self, x: ArrayView2<f64>) -> M {
+        self.dev
+            .tensor_from_vec(x.iter().copied().collect(), x.dim())
+    }
+
+    fn to_array(&self, t: M) -> Result<Array2<f64>> {
+        let shape = *t.shape();
+        Array2::from_shape_vec(shape, t.as_vec())
+            .map_err(|e| FabError::Backend(format!("flow output: {e}")))
+    }
+
+    /// Adds the constant that realises x ← wrap(x ± c) on circular coordinates (derivative 1).
+    fn circular_shift<T: Tape<f64, Cpu>>(&self, h: M<T>, c: f64) -> M<T> {
+        let (n, d) = *h.shape();
+        let values = h.as_vec();
+        let offset: Vec<f64> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if self.circular[i % d] {
+                    wrap(v + c) - v
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        h + self.dev.tensor_from_vec(offset, (n, d))
+    }
+
+    /// log base(z) per row: standard normal on ordinary coordinates, uniform on circular ones.
+    fn log_base(&self, z: ArrayView2<f64>) -> Array1<f64> {
+        let n_circ = self.circular.iter().filter(|c| **c).count() as f64;
+        z.rows()
+            .into_iter()
+            .map(|r| {
+                let sq: f64 = r
+                    .iter()
+                    .zip(&self.circular)
+                    .filter(|(_, c)| !**c)
+                    .map(|(v, _)| v * v)
+                    .sum();
+                let outside = r
+                    .iter()
+                    .zip(&self.circular)
+                    .any(|(v, c)| *c && !(-PI..=PI).contains(v));
+                if outside {
+                    f64::NEG_INFINITY
+                } else {
+                    -0.5 * sq - (self.dim as f64 - n_circ) * HALF_LOG_2PI - n_circ * (2.0 * PI).ln()
+                }
+            })
+            .collect()
+    }
+
+    /// Density direction on tape `T`: z = f⁻¹(x) and log|det ∂z/∂x| per row.
+    fn inverse_taped<T: Tape<f64, Cpu>>(&self, x: M<T>) -> (M<T>, V<T>) {
+        let (n, d) = *x.shape();
+        let mut log_det: V<T> = self.dev.tensor_from_vec(vec![0.0; n], (n,)).retaped::<T>();
+        let mut h = x;
+        for c in self.layers.iter().rev() {
+            if let Some(shift) = c.shift_after {
+                h = self.circular_shift(h, -shift);
+            }
+            let (h_c, h_t) = c.split.split(h);
+            let (h_c1, h_c2) = dup2(h_c);
+            let (z_t, ld) = c.transform(c.hidden_features(h_c1), h_t, Direction::Inverse);
+            log_det = log_det + ld;
+            h = c.split.merge(h_c2, z_t);
+        }
+        if let Some((loc, log_scale)) = &self.base_affine {
+            // z = (h − μ) ⊙ exp(−s_b), log det −Σ s_b for every row.
+            let loc = loc.retaped::<T>().broadcast_like::<_, Axis<0>>(&(n, d));
+            let inv_scale = log_scale
+                .retaped::<T>()
+                .negate()
+                .exp()
+                .broadcast_like::<_, Axis<0>>(&(n, d));
+            log_det = log_det
+                - log_scale
+                    .retaped::<T>()
+                    .sum::<(), _>()
+                    .broadcast_like(&(n,));
+            h = (h - loc) * inv_scale;
+        }
+        (h, log_det)
+    }
+
+    /// Sampling direction on tape `T`: x = f(z) and log|det ∂f/∂z| per row.
+    fn forward_taped<T: Tape<f64, Cpu>>(&self, z: M<T>) -> (M<T>, V<T>) {
+        let (n, d) = *z.shape();
+        let mut log_det: V<T> = self.dev.tensor_from_vec(vec![0.0; n], (n,)).retaped::<T>();
+        let mut h = z;
+        if let Some((loc, log_scale)) = &self.base_affine {
+            let loc = loc.retaped::<T>().broadcast_like::<_, Axis<0>>(&(n, d));
+            let scale = log_scale
+                .retaped::<T>()
+                .exp()
+                .broadcast_like::<_, Axis<0>>(&(n, d));
+            log_det = log_det
+                + log_scale
+                    .retaped::<T>()
+                    .sum::<(), _>()
+                    .broadcast_like(&(n,));
+            h = h * scale + loc;
+        }
+        for c in &self.layers {
+            let (h_c, h_t) = c.split.split(h);
+            let (h_c1, h_c2) = dup2(h_c);
+            let (y_t, ld) = c.transform(c.hidden_features(h_c1), h_t, Direction::Forward);
+            log_det = log_det + ld;
+            h = c.split.merge(h_c2, y_t);
+            if let Some(shift) = c.shift_after {
+                h = self.circular_shift(h, shift);
+            }
+        }
+        (h, log_det)
+    }
+
+    /// log q(x) for a batch, on tape `T`.
+    fn log_q<T: Tape<f64, Cpu>>(&self, x: M<T>) -> V<T> {
+        let n = x.shape().0;
+        let (z, log_det) = self.inverse_taped(x);
+        let (n_circ, d) = (self.circular.iter().filter(|c| **c).count(), self.dim);
+        let mask: Vec<f64> = (0..n * d)
+            .map(|i| if self.circular[i % d] { 0.0 } else { 1.0 })
+            .collect();
+        let mask: M = self.dev.tensor_from_vec(mask, (n, d));
+        let constant = -((d - n_circ) as f64) * HALF_LOG_2PI - n_circ as f64 * (2.0 * PI).ln();
+        // Circular coordinates of z are inside [−π, π) by construction of the circular layers.
+        (z * mask).square().sum::<(usize,), Axis<1>>() * -0.5 + constant + log_det
+    }
+
+    /// Density direction: z = f⁻¹(x) and log|det ∂f⁻¹/∂x| for each row.
+    pub fn inverse(&self, x: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>)> {
+        self.check("flow inverse", &x)?;
+        let (z, log_det) = self.inverse_taped(self.to_tensor(x));
+        Ok((self.to_array(z)?, Array1::from(log_det.as_vec())))
+    }
+
+    /// Sampling direction: x = f(z) and log|det ∂f/∂z| for each row.
+    pub fn forward(&self, z: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>)> {
+        self.check("flow forward", &z)?;
+        let (x, log_det) = self.forward_taped(self.to_tensor(z));
+        Ok((self.to_array(x)?, Array1::from(log_det.as_vec())))
+    }
+
+    /// Draws base samples: N(0, 1) on ordinary coordinates, U[−π, π) on circular ones.
+    fn sample_base(&self, n: usize, rng: &mut FabRng) -> Array2<f64> {
+        let d = self.dim;
+        Array2::from_shape_fn((n, d), |(_, j)| {
+            if self.circular[j] {
+                rng.gen_range(-PI..PI)
+            } else {
+                StandardNormal.sample(rng)
+            }
+        })
+    }
+
+    fn named_params(&self) -> Vec<(String, Param<'_>)> {
+        let mut out = Vec::new();
+        if let Some((loc, log_scale)) = &self.base_affine {
+            out.push(("base.loc".to_string(), Param::V(loc)));
+            out.push(("base.log_scale".to_string(), Param::V(log_scale)));
+        }
+        for (l, c) in self.layers.iter().enumerate() {
+            let mut lins: Vec<(String, &Linear)> = c
+                .hidden
+                .iter()
+                .enumerate()
+                .map(|(j, lin)| (format!("hidden{j}"), lin))
+                .collect();
+            match &c.transform {
+                Transform::Affine { shift, scale } => {
+                    lins.push(("shift".into(), shift));
+                    lins.push(("scale".into(), scale));
+                }
+                Transform::Spline { parts } => {
+                    lins.extend(parts.iter().map(|(name, p)| (name.clone(), &p.head)))
+                }
+            }
+            for (name, lin) in lins {
+                out.push((format!("layer{l}.{name}.w"), Param::M(&lin.w)));
+                out.push((format!("layer{l}.{name}.b"), Param::V(&lin.b)));
+            }
+        }
+        out
+    }
+
+    fn params_mut(&mut self) -> Vec<ParamMut<'_>> {
+        let mut out = Vec::new();
+        if let Some((loc, log_scale)) = self.base_affine.as_mut() {
+            out.push(ParamMut::V(loc));
+            out.push(ParamMut::V(log_scale));
+        }
+        for c in self.layers.iter_mut() {
+            let mut lins: Vec<&mut Linear> = c.hidden.iter_mut().collect();
+            match &mut c.transform {
+                Transform::Affine { shift, scale } => {
+                    lins.push(shift);
+                    lins.push(scale);
+                }
+                Transform::Spline { parts } => {
+                    lins.extend(parts.iter_mut().map(|(_, p)| &mut p.head))
+                }
+            }
+            for lin in lins {
+                out.push(ParamMut::M(&mut lin.w));
+                out.push(ParamMut::V(&mut lin.b));
+            }
+        }
+        out
+    }
+
+    /// Flat gradient of all parameters, in [`Flow::params`] order.
+    fn flat_grad(&self, grads: &Gradients<f64, Cpu>) -> Vec<f64> {
+        let mut grad = Vec::new();
+        for (_, p) in self.named_params() {
+            match p {
+                Param::M(t) => grad.extend(grads.get(t).as_vec()),
+                Param::V(t) => grad.extend(grads.get(t).as_vec()),
+            }
+        }
+        grad
+    }
+}
+
+impl LogDensity for CouplingFlow {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn log_prob(&self, x: ArrayView2<f64>) -> Result<Array1<f64>> {
+        self.check("flow log_prob", &x)?;
+        Ok(Array1::from(self.log_q(self.to_tensor(x)).as_vec()))
+    }
+
+    fn log_prob_and_grad(
+        &self,
+        x: ArrayView2<f64>,
+        mut grad: ArrayViewMut2<f64>,
+    ) -> Result<Array1<f64>> {
+        self.check("flow log_prob_and_grad", &x)?;
+        let xt = self.to_tensor(x);
+        let lq = self.log_q(xt.leaky_trace());
+        let values = Array1::from(lq.as_vec());
+        let grads = lq.sum::<(), _>().backward();
+        let g = grads.get(&xt).as_vec();
+        grad.iter_mut().zip(g).for_each(|(dst, v)| *dst = v);
+        Ok(values)
+    }
+}
+
+impl Flow for CouplingFlow {
+    fn sample(&self, n: usize, rng: &mut FabRng) -> Result<(Array2<f64>, Array1<f64>)> {
+        let z = self.sample_base(n, rng);
+        let (x, log_det) = self.forward(z.view())?;
+        Ok((x, self.log_base(z.view()) - log_det))
+    }
+
+    fn weighted_nll_grad(
+        &self,
+        x: ArrayView2<f64>,
+        coeff: &mut dyn FnMut(ArrayView1<f64>) -> Array1<f64>,
+    ) -> Result<WeightedGrad> {
+        self.check("flow training batch", &x)?;
+        let n = x.nrows();
+        let lq = self.log_q(self.to_tensor(x).leaky_trace());
+        let log_q = Array1::from(lq.as_vec());
+        let coefficients = coeff(log_q.view());
+        if coefficients.len() != n {
+            return Err(FabError::shape("loss coefficients", n, coefficients.len()));
+        }
+        let c: V = self.dev.tensor_from_vec(coefficients.to_vec(), (n,));
+        let loss = (lq * c).mean::<(), _>().negate();
+        let loss_value = loss.array();
+        let grad = self.flat_grad(&loss.backward());
+        Ok(WeightedGrad {
+            log_q,
+            coefficients,
+            loss: loss_value,
+            grad,
+        })
+    }
+
+    fn reparam_grad(
+        &self,
+        n: usize,
+        rng: &mut FabRng,
+        coeff: &mut dyn FnMut(ArrayView2<f64>, ArrayView1<f64>) -> Result<ReparamCoefficients>,
+    ) -> Result<ReparamGrad> {
+        let d = self.dim;
+        let z = self.sample_base(n, rng);
+        let log_base = self.log_base(z.view());
+        let (x, log_det) = self.forward_taped(self.to_tensor(z.view()).leaky_trace());
+        let base: V = self.dev.tensor_from_vec(log_base.to_vec(), (n,));
+        // log q along the sampling path: log base(z) − log|det ∂f/∂z|, differentiable in θ.
+        let log_q = log_det.negate() + base;
+        let x_values = self.to_array(x.retaped::<NoneTape>())?;
+        let log_q_values = Array1::from(log_q.as_vec());
+        let k = coeff(x_values.view(), log_q_values.view())?;
+        if k.c.len() != n || k.g.dim() != (n, d) {
+            return Err(FabError::shape(
+                "reparameterised loss coefficients",
+                format!("c ({n}), g ({n}, {d})"),
+                format!("c ({}), g {:?}", k.c.len(), k.g.dim()),
+            ));
+        }
+        let c: V = self.dev.tensor_from_vec(k.c.to_vec(), (n,));
+        let g: M = self.to_tensor(k.g.view());
+        let surrogate =
+            (log_q * c).mean::<(), _>() + (x * g).sum::<(usize,), Axis<1>>().mean::<(), _>();
+        let grad = self.flat_grad(&surrogate.backward());
+        Ok(ReparamGrad {
+            x: x_values,
+            log_q: log_q_values,
+            loss: k.loss,
+            grad,
+        })
+    }
+
+    fn params(&self) -> Vec<f64> {
+        let mut out = Vec::new();
+        for (_, p) in self.named_params() {
+            match p {
+                Param::M(t) => out.extend(t.as_vec()),
+                Param::V(t) => out.extend(t.as_vec()),
+            }
+        }
+        out
+    }
+
+    fn set_params(&mut self, params: &[f64]) -> Result<()> {
+        let expected: usize = self
+            .param_layout()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        if params.len() != expected {
+            return Err(FabError::shape("flow set_params", expected, params.len()));
+        }
+        let mut offset = 0;
+        for p in self.params_mut() {
+            let len = match &p {
+                ParamMut::M(t) => t.shape().num_elements(),
+                ParamMut::V(t) => t.shape().num_elements(),
+            };
+            match p {
+                ParamMut::M(t) => t.copy_from(&params[offset..offset + len]),
+                ParamMut::V(t) => t.copy_from(&params[offset..offset + len]),
+            }
+            offset += len;
+        }
+        Ok(())
+    }
+
+    fn param_layout(&self) -> Vec<(String, Vec<usize>)> {
+        self.named_params()
+            .into_iter()
+            .map(|(name, p)| {
+                let shape = match p {
+                    Param::M(t) => vec![t.shape().0, t.shape().1],
+                    Param::V(t) => vec![t.shape().0],
+                };
+                (name, shape)
+            })
+            .collect()
+    }
+}
