@@ -6,6 +6,9 @@
 //! reuses the cached log q and log p, so a transition costs only the kernel's own evaluations.
 //! Invalid starting points (non-finite x, log q or log p) are replaced by copies of valid ones;
 //! kernels never accept non-finite proposals, so log w stays finite.
+//! Optional SMC resampling (fab-spec §2.5): before a transition, if the normalised ESS of the
+//! running weights is below a threshold, N indices are drawn ∝ w with replacement and every log
+//! weight is set to logsumexp(log w) − log N, which keeps the normaliser estimate unbiased.
 
 use fab_core::{
     AisBatch, AnnealTarget, AnnealedSampler, FabError, FabRng, Flow, LogDensity, Result,
@@ -94,6 +97,11 @@ impl Ais {
         let mut log_w = &points.log_q * (a_q1 - 1.0) + &points.log_p * a_p1;
         let mut acceptance = Vec::with_capacity(self.config.n_intermediate);
         for j in 1..=self.config.n_intermediate {
+            if let Some(threshold) = self.config.resample_below_ess {
+                if fab_core::weights::ess(log_w.view()) < threshold {
+                    log_w = resample(&mut points, &log_w, rng);
+                }
+            }
             let mix = goal.mix(self.betas[j]);
             let accept =
                 self.kernel
@@ -122,6 +130,32 @@ impl Ais {
             n_invalid,
         })
     }
+}
+
+/// Multinomial resampling ∝ exp(log w); returns the equalised log weights.
+fn resample(
+    points: &mut Points,
+    log_w: &ndarray::Array1<f64>,
+    rng: &mut FabRng,
+) -> ndarray::Array1<f64> {
+    use rand::Rng;
+    let n = log_w.len();
+    let w = fab_core::weights::normalised_weights(log_w.view());
+    let mut cumulative = Vec::with_capacity(n);
+    let mut acc = 0.0;
+    for v in w.iter() {
+        acc += v;
+        cumulative.push(acc);
+    }
+    let idx: Vec<usize> = (0..n)
+        .map(|_| {
+            let u = rng.gen::<f64>() * acc;
+            cumulative.partition_point(|&c| c < u).min(n - 1)
+        })
+        .collect();
+    *points = points.select(&idx);
+    let mean = fab_core::weights::log_z_estimate(log_w.view());
+    ndarray::Array1::from_elem(n, mean)
 }
 
 impl AnnealedSampler for Ais {

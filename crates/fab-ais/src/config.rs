@@ -28,6 +28,9 @@ pub struct AisConfig {
     pub init_step_size: f64,
     /// Step-size adaptation (training only).
     pub adaptation: StepSizeAdaptation,
+    /// SMC: before each transition, resample multinomially when the normalised ESS of the running
+    /// weights is below this threshold (fab-jax uses 0.3 when enabled); `None` = plain AIS.
+    pub resample_below_ess: Option<f64>,
 }
 
 impl Default for AisConfig {
@@ -42,6 +45,7 @@ impl Default for AisConfig {
                 enabled: false,
                 ..Default::default()
             },
+            resample_below_ess: None,
         }
     }
 }

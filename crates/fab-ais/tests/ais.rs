@@ -385,3 +385,51 @@ fn step_sizes_adapt_toward_the_target_acceptance() {
         .unwrap();
     assert_eq!(before, ais.step_sizes());
 }
+
+#[test]
+fn smc_with_resampling_stays_unbiased_and_resamples() {
+    // Resampling whenever ESS < 0.9 (often, with these weights) must keep E[Ẑ] = Z.
+    let flow = StdNormalFlow::new(2);
+    let p = target();
+    let config = AisConfig {
+        resample_below_ess: Some(0.9),
+        ..hmc_config(4)
+    };
+    let mut ais = Ais::new(config).unwrap();
+    // Many independent small SMC runs (n = 64 each): the average of their Ẑ is unbiased.
+    let mut rng = seeded(29);
+    let runs = 400;
+    let z_hats: Vec<f64> = (0..runs)
+        .map(|_| {
+            let b = ais
+                .run(&flow, &p, 64, AnnealTarget::P, false, &mut rng)
+                .unwrap();
+            fab_core::weights::log_z_estimate(b.log_w.view())
+        })
+        .collect();
+    let w = Array1::from_iter(z_hats.iter().map(|l| (l - p.log_z).exp()));
+    let se = w.std(1.0) / (runs as f64).sqrt();
+    assert!(
+        (w.mean().unwrap() - 1.0).abs() < 4.0 * se,
+        "Ẑ/Z = {} ± {se}",
+        w.mean().unwrap()
+    );
+    // Resampling happened: always resampling (threshold above 1) leaves only the last
+    // increment's spread in the weights, far less than plain AIS accumulates.
+    let spread = |threshold: Option<f64>| {
+        let mut ais = Ais::new(AisConfig {
+            resample_below_ess: threshold,
+            ..hmc_config(4)
+        })
+        .unwrap();
+        let b = ais
+            .run(&flow, &p, 2000, AnnealTarget::P, false, &mut seeded(30))
+            .unwrap();
+        b.log_w.std(0.0)
+    };
+    let (always, never) = (spread(Some(1.1)), spread(None));
+    assert!(
+        always < 0.6 * never,
+        "log w spread {always} with resampling vs {never} without"
+    );
+}
