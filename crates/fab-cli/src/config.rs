@@ -169,6 +169,22 @@ mod tests {
     }
 
     #[test]
+    fn spline_flows_and_smc_are_configurable() {
+        let text =
+            "(target: ManyWell(dim: 4), flow: SplineCoupling((n_layers: 2, hidden_units: 8, \
+                    spline: (bins: 4, bound: 4.0), circular: [1], circular_shift: Some(1.0))), \
+                    ais: (resample_below_ess: Some(0.3)))";
+        let c = RunConfig::parse(text, Path::new("s.ron")).unwrap();
+        let flow = fab_flows::build(&c.flow, 4).unwrap();
+        assert_eq!(fab_core::LogDensity::dim(&*flow), 4);
+        assert_eq!(c.ais.resample_below_ess, Some(0.3));
+        let err = RunConfig::parse("(flow: SplineCoupling((bins: 4)))", Path::new("t.ron"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t.ron") && err.contains("bins"), "{err}");
+    }
+
+    #[test]
     fn config_round_trips_through_ron() {
         let c = RunConfig::default();
         assert_eq!(
