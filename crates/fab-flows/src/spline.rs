@@ -16,17 +16,10 @@
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::tape::dupn;
+
 type M<T = NoneTape> = Tensor<(usize, usize), f64, Cpu, T>;
 type V<T = NoneTape> = Tensor<(usize,), f64, Cpu, T>;
-
-/// `N` handles on one tensor for `N` uses in a graph (see [`crate::tape::dup2`]).
-pub fn dupn<const N: usize, S: Shape, T: Tape<f64, Cpu>>(
-    t: Tensor<S, f64, Cpu, T>,
-) -> [Tensor<S, f64, Cpu, T>; N] {
-    let (t, tape) = t.split_tape();
-    let mut tape = Some(tape);
-    std::array::from_fn(|_| t.clone().put_tape(tape.take().unwrap_or_default()))
-}
 
 /// Shape and bounds of a spline.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

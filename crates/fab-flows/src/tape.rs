@@ -1,13 +1,23 @@
-//! Tape discipline for dfdx: a taped tensor is not `Clone`, so a value used twice is split off its
-//! tape. The first copy keeps the recorded history, the second gets an empty tape; binary ops merge
-//! tapes again and gradients accumulate by tensor id, so both uses contribute to the gradient.
+//! Tape discipline for dfdx: a taped tensor is not `Clone`, so a value used several times is split
+//! off its tape. The first copy keeps the recorded history, the others get empty tapes; binary ops
+//! merge tapes again and gradients accumulate by tensor id, so every use contributes to the
+//! gradient. Every copy must be consumed by the graph (the first one at least: it holds the tape).
 
 use dfdx::prelude::*;
 
-/// Two handles on `t` for two uses in one graph. Both must be consumed by the graph.
+/// `N` handles on one tensor for `N` uses in a graph.
+pub fn dupn<const N: usize, S: Shape, T: Tape<f64, Cpu>>(
+    t: Tensor<S, f64, Cpu, T>,
+) -> [Tensor<S, f64, Cpu, T>; N] {
+    let (t, tape) = t.split_tape();
+    let mut tape = Some(tape);
+    std::array::from_fn(|_| t.clone().put_tape(tape.take().unwrap_or_default()))
+}
+
+/// Two handles on `t` for two uses in one graph.
 pub fn dup2<S: Shape, T: Tape<f64, Cpu>>(
     t: Tensor<S, f64, Cpu, T>,
 ) -> (Tensor<S, f64, Cpu, T>, Tensor<S, f64, Cpu, T>) {
-    let (t, tape) = t.split_tape();
-    (t.clone().put_tape(tape), t.put_tape(T::default()))
+    let [a, b] = dupn(t);
+    (a, b)
 }
