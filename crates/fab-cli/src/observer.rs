@@ -115,6 +115,15 @@ impl<'a> CliObserver<'a> {
         })
     }
 
+    /// Prints a line above the progress bar, or to stderr when the bar is hidden (not a terminal).
+    fn say(&self, line: impl AsRef<str>) {
+        if self.bar.is_hidden() {
+            eprintln!("{}", line.as_ref());
+        } else {
+            self.bar.println(line);
+        }
+    }
+
     fn evaluate(&mut self, iteration: u64, ctx: &mut TrainContext<'_>) -> anyhow::Result<()> {
         let mut rng = fab_core::rng::seeded(eval_seed(self.config.training.seed, iteration));
         let ev = evaluate(
@@ -143,11 +152,11 @@ impl<'a> CliObserver<'a> {
                 &panels,
                 &dir.join(format!("samples_{iteration:07}.png")),
             ) {
-                self.bar.println(format!("warning: plot failed: {e:#}"));
+                self.say(format!("warning: plot failed: {e:#}"));
             }
         }
         let get = |k: &str| ev.metrics.get(k).copied().unwrap_or(f64::NAN);
-        self.bar.println(format!(
+        self.say(format!(
             "eval @ {iteration}: ESS flow {:.3}, ESS AIS {:.3}, test log q {:.3}",
             get("eval_ess_flow"),
             get("eval_ess_ais"),
@@ -180,8 +189,7 @@ impl<'a> CliObserver<'a> {
             write_checkpoint(self.config, &ctx, &self.run_dir.join(CHECKPOINT_FILE))?;
         }
         if stop {
-            self.bar
-                .println(format!("interrupted: checkpoint written at iteration {it}"));
+            self.say(format!("interrupted: checkpoint written at iteration {it}"));
             return Ok(ControlFlow::Break(()));
         }
         Ok(ControlFlow::Continue(()))

@@ -232,3 +232,39 @@ fn missing_corrupt_and_foreign_checkpoints_are_rejected_clearly() {
         &["no checkpoint", "fresh"],
     );
 }
+
+#[test]
+fn ctrl_c_stops_training_cleanly_with_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let cfg = write_config(tmp.path(), "long.ron", &tiny_config(&run, 1_000_000, 2));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fab"))
+        .args(["train", "--config", cfg.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until training has written a few metric rows, then send SIGINT.
+    let metrics = run.join("metrics.csv");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&metrics)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+        < 5
+    {
+        assert!(started.elapsed().as_secs() < 120, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("interrupted: checkpoint written"), "{err}");
+    let ck = Checkpoint::read(&run.join("checkpoint.safetensors")).unwrap();
+    let state: serde_json::Value = ck.meta_json("trainer").unwrap();
+    let it = state["iteration"].as_u64().unwrap();
+    assert!(it >= 4 && it < 1_000_000, "stopped at iteration {it}");
+}
