@@ -339,7 +339,7 @@ const ROWS: &[(&str, &str, &str)] = &[
     ("modes_ais", "modes holding AIS samples (of 40)", "40"),
     (
         "log_z_mae_flow",
-        "mean |log Ẑ − log Z| over 10 strided groups, flow",
+        "mean \\|log Ẑ − log Z\\| over 10 strided groups, flow",
         "0",
     ),
     ("log_z_mae_ais", "same, AIS", "0"),

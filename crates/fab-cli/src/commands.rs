@@ -193,6 +193,7 @@ pub fn eval(
         "eval_wall_seconds".into(),
         started.elapsed().as_secs_f64().into(),
     );
+    out.insert("eval_peak_rss_mib".into(), peak_rss_mib().into());
     let path = run.join("eval.json");
     std::fs::write(
         &path,
