@@ -238,7 +238,7 @@ fn ctrl_c_stops_training_cleanly_with_a_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let cfg = write_config(tmp.path(), "long.ron", &tiny_config(&run, 1_000_000, 2));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fab"))
+    let child = Command::new(env!("CARGO_BIN_EXE_fab"))
         .args(["train", "--config", cfg.to_str().unwrap()])
         .stderr(std::process::Stdio::piped())
         .spawn()

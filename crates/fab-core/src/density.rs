@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ndarray::{Array1, ArrayView2, ArrayViewMut2};
+use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
 
 use crate::Result;
 
@@ -36,6 +36,26 @@ pub fn check_dim(context: &str, x: &ArrayView2<f64>, dim: usize) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Evaluates a per-point log density over the rows of `x` in parallel (rayon), writing each row's
+/// gradient into `grad` when given; `point(row, grad_row)` returns log p of the row.
+pub fn par_rows(
+    x: ArrayView2<f64>,
+    grad: Option<ArrayViewMut2<f64>>,
+    point: impl Fn(ArrayView1<f64>, Option<ArrayViewMut1<f64>>) -> f64 + Sync,
+) -> Array1<f64> {
+    let mut out = Array1::zeros(x.nrows());
+    match grad {
+        Some(mut g) => Zip::from(&mut out)
+            .and(x.rows())
+            .and(g.rows_mut())
+            .par_for_each(|o, row, g| *o = point(row, Some(g))),
+        None => Zip::from(&mut out)
+            .and(x.rows())
+            .par_for_each(|o, row| *o = point(row, None)),
+    }
+    out
 }
 
 /// Wraps a density and counts how many points it has been evaluated at, to report the

@@ -50,3 +50,21 @@ impl Linear {
         x.matmul(self.w.retaped::<T>()) + b
     }
 }
+
+/// The hidden layers of a conditioner MLP: `layers` dense layers of `width` units (PyTorch's
+/// default initialisation) starting from `n_in` inputs. Returns them and the output width.
+pub fn hidden_stack(
+    dev: &Cpu,
+    n_in: usize,
+    width: usize,
+    layers: usize,
+    rng: &mut FabRng,
+) -> (Vec<Linear>, usize) {
+    let mut hidden = Vec::with_capacity(layers);
+    let mut n = n_in;
+    for _ in 0..layers {
+        hidden.push(Linear::uniform(dev, n, width, rng));
+        n = width;
+    }
+    (hidden, n)
+}

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use fab_core::{FabError, Result};
 
 use crate::coupling_flow::{Coupling, CouplingFlow, Transform};
-use crate::linear::Linear;
+use crate::linear::{hidden_stack, Linear};
 use crate::split::Split;
 
 /// RealNVP settings.
@@ -69,12 +69,8 @@ impl CouplingFlow {
         let layers = (0..config.n_layers)
             .map(|l| {
                 let (cond, trans) = halves(dim, l);
-                let mut hidden = Vec::new();
-                let mut n_in = cond.len();
-                for _ in 0..config.hidden_layers {
-                    hidden.push(Linear::uniform(&dev, n_in, width, &mut rng));
-                    n_in = width;
-                }
+                let (hidden, n_in) =
+                    hidden_stack(&dev, cond.len(), width, config.hidden_layers, &mut rng);
                 Coupling {
                     split: Split::new(&dev, dim, &cond, &trans),
                     hidden,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use fab_core::{FabError, Result};
 
 use crate::coupling_flow::{Coupling, CouplingFlow, SplinePart, Transform};
-use crate::linear::Linear;
+use crate::linear::{hidden_stack, Linear};
 use crate::realnvp::halves;
 use crate::spline::{n_params, SplineConfig, SplineConsts};
 use crate::split::{Split, Subset};
@@ -93,12 +93,13 @@ impl CouplingFlow {
         let layers = (0..config.n_layers)
             .map(|l| {
                 let (cond, trans) = halves(dim, l);
-                let mut hidden = Vec::new();
-                let mut n_in = cond.len();
-                for _ in 0..config.hidden_layers {
-                    hidden.push(Linear::uniform(&dev, n_in, config.hidden_units, &mut rng));
-                    n_in = config.hidden_units;
-                }
+                let (hidden, n_in) = hidden_stack(
+                    &dev,
+                    cond.len(),
+                    config.hidden_units,
+                    config.hidden_layers,
+                    &mut rng,
+                );
                 let mut parts = Vec::new();
                 for (name, want_circular) in [("spline", false), ("circular_spline", true)] {
                     // Positions within the transformed block of this kind of coordinate.

@@ -5,11 +5,11 @@
 //! reported as −inf. Also the quadratic test function f(x) = (x + s)ᵀA(x + s) + bᵀ(x + s) whose
 //! expectation the paper uses to measure bias, with its exact expectation.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use fab_core::density::check_dim;
+use fab_core::density::{check_dim, par_rows};
 use fab_core::target::WeightedSamples;
 use fab_core::weights::normalised_weights;
 use fab_core::{FabRng, LogDensity, PlotView, Result, Target};
@@ -209,25 +209,16 @@ impl LogDensity for Gmm {
 
     fn log_prob(&self, x: ArrayView2<f64>) -> Result<Array1<f64>> {
         check_dim("GMM log_prob", &x, self.dim())?;
-        let mut out = Array1::zeros(x.nrows());
-        Zip::from(&mut out)
-            .and(x.rows())
-            .par_for_each(|o, row| *o = self.point(row, None));
-        Ok(out)
+        Ok(par_rows(x, None, |r, g| self.point(r, g)))
     }
 
     fn log_prob_and_grad(
         &self,
         x: ArrayView2<f64>,
-        mut grad: ArrayViewMut2<f64>,
+        grad: ArrayViewMut2<f64>,
     ) -> Result<Array1<f64>> {
         check_dim("GMM log_prob_and_grad", &x, self.dim())?;
-        let mut out = Array1::zeros(x.nrows());
-        Zip::from(&mut out)
-            .and(x.rows())
-            .and(grad.rows_mut())
-            .par_for_each(|o, row, g| *o = self.point(row, Some(g)));
-        Ok(out)
+        Ok(par_rows(x, Some(grad), |r, g| self.point(r, g)))
     }
 }
 

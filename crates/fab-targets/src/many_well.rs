@@ -9,7 +9,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Zip};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use fab_core::density::check_dim;
+use fab_core::density::{check_dim, par_rows};
 use fab_core::target::WeightedSamples;
 use fab_core::{FabError, FabRng, LogDensity, PlotView, Result, Target};
 
@@ -134,25 +134,16 @@ impl LogDensity for ManyWell {
 
     fn log_prob(&self, x: ArrayView2<f64>) -> Result<Array1<f64>> {
         check_dim("Many Well log_prob", &x, self.dim)?;
-        let mut out = Array1::zeros(x.nrows());
-        Zip::from(&mut out)
-            .and(x.rows())
-            .par_for_each(|o, r| *o = self.point(r, None));
-        Ok(out)
+        Ok(par_rows(x, None, |r, g| self.point(r, g)))
     }
 
     fn log_prob_and_grad(
         &self,
         x: ArrayView2<f64>,
-        mut grad: ArrayViewMut2<f64>,
+        grad: ArrayViewMut2<f64>,
     ) -> Result<Array1<f64>> {
         check_dim("Many Well log_prob_and_grad", &x, self.dim)?;
-        let mut out = Array1::zeros(x.nrows());
-        Zip::from(&mut out)
-            .and(x.rows())
-            .and(grad.rows_mut())
-            .par_for_each(|o, r, g| *o = self.point(r, Some(g)));
-        Ok(out)
+        Ok(par_rows(x, Some(grad), |r, g| self.point(r, g)))
     }
 }
 
