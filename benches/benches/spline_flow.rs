@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 use fab_core::{rng::seeded, Flow, LogDensity};
 use fab_flows::spline::SplineConfig;
-use fab_flows::{CouplingFlow, SplineFlowConfig};
+use fab_flows::{CircularShift, CouplingFlow, SplineFlowConfig};
 
 fn alanine_flow() -> CouplingFlow {
     let config = SplineFlowConfig {
@@ -23,7 +23,7 @@ fn alanine_flow() -> CouplingFlow {
             ..Default::default()
         },
         circular: (48..60).collect(),
-        circular_shift: Some(std::f64::consts::FRAC_PI_2),
+        circular_shift: CircularShift::Random,
     };
     let mut flow = CouplingFlow::spline(60, &config).unwrap();
     // Move off the identity so the splines do real work.

@@ -172,7 +172,7 @@ mod tests {
     fn spline_flows_and_smc_are_configurable() {
         let text =
             "(target: ManyWell(dim: 4), flow: SplineCoupling((n_layers: 2, hidden_units: 8, \
-                    spline: (bins: 4, bound: 4.0), circular: [1], circular_shift: Some(1.0))), \
+                    spline: (bins: 4, bound: 4.0), circular: [1], circular_shift: Fixed(1.0))), \
                     ais: (resample_below_ess: Some(0.3)))";
         let c = RunConfig::parse(text, Path::new("s.ron")).unwrap();
         let flow = fab_flows::build(&c.flow, 4).unwrap();

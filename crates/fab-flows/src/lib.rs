@@ -23,7 +23,7 @@ pub mod tape;
 pub use config::FlowConfig;
 pub use coupling_flow::CouplingFlow;
 pub use realnvp::RealNvpConfig;
-pub use spline_flow::SplineFlowConfig;
+pub use spline_flow::{CircularShift, SplineFlowConfig};
 
 /// Builds the flow described by `config` for dimension `dim`.
 pub fn build(config: &FlowConfig, dim: usize) -> fab_core::Result<Box<dyn fab_core::Flow>> {

@@ -4,10 +4,12 @@
 //! Layers alternate halves as in RealNVP. Within a layer, the transformed ordinary coordinates get
 //! linear-tail RQ splines on [−B, B] and the transformed circular coordinates circular RQ splines on
 //! [−π, π]; each kind has its own zero-initialised head, so the flow starts as the identity. After
-//! each layer, an optional fixed shift c rotates every circular coordinate, x ← wrap(x + c), so bin
+//! each layer, an optional shift c (fixed, or random per layer) rotates every circular coordinate,
+//! x ← wrap(x + c), so bin
 //! edges do not stay at the same angles. The base is N(0, 1) on ordinary and U[−π, π) on circular
 //! coordinates.
 
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use fab_core::{FabError, Result};
@@ -34,8 +36,21 @@ pub struct SplineFlowConfig {
     pub spline: SplineConfig,
     /// Indices of circular coordinates (angles in [−π, π)).
     pub circular: Vec<usize>,
-    /// Rotation applied to circular coordinates after every layer; `None` for none.
-    pub circular_shift: Option<f64>,
+    /// Rotation of the circular coordinates after every layer.
+    pub circular_shift: CircularShift,
+}
+
+/// How circular coordinates are rotated between layers, so bin edges do not stay at the same angles.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub enum CircularShift {
+    /// No rotation.
+    #[default]
+    None,
+    /// The same angle after every layer.
+    Fixed(f64),
+    /// An angle drawn uniformly from [−π, π) per layer at construction (from `init_seed`, so the
+    /// same config always builds the same flow).
+    Random,
 }
 
 impl Default for SplineFlowConfig {
@@ -47,7 +62,7 @@ impl Default for SplineFlowConfig {
             init_seed: 0,
             spline: SplineConfig::default(),
             circular: Vec::new(),
-            circular_shift: None,
+            circular_shift: CircularShift::None,
         }
     }
 }
@@ -125,7 +140,14 @@ impl CouplingFlow {
                     split: Split::new(&dev, dim, &cond, &trans),
                     hidden,
                     transform: Transform::Spline { parts },
-                    shift_after: config.circular_shift.filter(|_| any_circular),
+                    shift_after: match config.circular_shift {
+                        _ if !any_circular => None,
+                        CircularShift::None => None,
+                        CircularShift::Fixed(c) => Some(c),
+                        CircularShift::Random => {
+                            Some(rng.gen_range(-std::f64::consts::PI..std::f64::consts::PI))
+                        }
+                    },
                 }
             })
             .collect();
