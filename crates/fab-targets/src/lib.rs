@@ -1,8 +1,9 @@
-//! fab-targets: target densities for FAB benchmarks.
+//! fab-targets: target densities for FAB benchmarks (GMM-40, Many Well; alanine dipeptide in progress).
 //!
 //! Each target implements [`fab_core::LogDensity`] (batched log p with analytic gradient, parallel
 //! over the batch with rayon) and [`fab_core::Target`] (known log Z, exact samples, own metrics).
 
+pub mod aldp;
 pub mod config;
 pub mod gmm;
 pub mod many_well;
