@@ -3,6 +3,8 @@
 //! A random perturbation of every parameter makes the flow non-trivial (the initial flow is the
 //! identity, which would hide most bugs).
 
+mod common;
+
 use fab_core::{rng::seeded, Flow, LogDensity};
 use fab_flows::{CouplingFlow, RealNvpConfig};
 use ndarray::{Array1, Array2};
@@ -147,24 +149,7 @@ fn parameter_gradient_of_weighted_nll_matches_finite_differences() {
         .unwrap();
     let loss = |f: &CouplingFlow| -(f.log_prob(x.view()).unwrap() * &c).mean().unwrap();
     assert!((loss(&flow) - g.loss).abs() < 1e-12);
-    let params = flow.params();
-    assert_eq!(g.grad.len(), params.len());
-    // Central differences with h = 1e-5: round-off in the loss (~1e-16·|L|/h) stays near 1e-9,
-    // truncation ~h²; a wrong gradient term is off by O(|g|), far above the tolerance.
-    let h = 1e-5;
-    let mut worst = 0.0f64;
-    for k in 0..params.len() {
-        let mut p = params.clone();
-        p[k] += h;
-        flow.set_params(&p).unwrap();
-        let lp = loss(&flow);
-        p[k] -= 2.0 * h;
-        flow.set_params(&p).unwrap();
-        let lm = loss(&flow);
-        let fd = (lp - lm) / (2.0 * h);
-        worst = worst.max((fd - g.grad[k]).abs() / (1e-2 + fd.abs()));
-    }
-    flow.set_params(&params).unwrap();
+    let worst = common::worst_fd_error(&mut flow, &g.grad, &mut |f| loss(f));
     assert!(worst < 1e-5, "worst relative gradient error {worst}");
 }
 
@@ -200,19 +185,6 @@ fn reparameterised_gradient_matches_finite_differences() {
             .fold(0.0f64, |a, &b| a.max(b))
             < 1e-10
     );
-    let params = flow.params();
-    let h = 1e-5;
-    let mut worst = 0.0f64;
-    for k in 0..params.len() {
-        let mut p = params.clone();
-        p[k] += h;
-        flow.set_params(&p).unwrap();
-        let lp = surrogate(&flow).0;
-        p[k] -= 2.0 * h;
-        flow.set_params(&p).unwrap();
-        let lm = surrogate(&flow).0;
-        let fd = (lp - lm) / (2.0 * h);
-        worst = worst.max((fd - r.grad[k]).abs() / (1e-2 + fd.abs()));
-    }
+    let worst = common::worst_fd_error(&mut flow, &r.grad, &mut |f| surrogate(f).0);
     assert!(worst < 1e-5, "worst relative gradient error {worst}");
 }

@@ -3,6 +3,8 @@
 //! finite differences, exact identity at initialisation, and a density that is periodic in the
 //! circular coordinates.
 
+mod common;
+
 use fab_core::{rng::seeded, Flow, LogDensity};
 use fab_flows::spline::SplineConfig;
 use fab_flows::{CircularShift, CouplingFlow, SplineFlowConfig};
@@ -196,20 +198,7 @@ fn input_and_parameter_gradients_match_finite_differences() {
         .weighted_nll_grad(x.view(), &mut |_| c.clone())
         .unwrap();
     let loss = |f: &CouplingFlow| -(f.log_prob(x.view()).unwrap() * &c).mean().unwrap();
-    let params = flow.params();
-    let h = 1e-5;
-    let mut worst = 0.0f64;
-    for k in 0..params.len() {
-        let mut p = params.clone();
-        p[k] += h;
-        flow.set_params(&p).unwrap();
-        let lp = loss(&flow);
-        p[k] -= 2.0 * h;
-        flow.set_params(&p).unwrap();
-        let lm = loss(&flow);
-        let fd = (lp - lm) / (2.0 * h);
-        worst = worst.max((fd - wg.grad[k]).abs() / (1e-2 + fd.abs()));
-    }
+    let worst = common::worst_fd_error(&mut flow, &wg.grad, &mut |f| loss(f));
     assert!(
         worst < 1e-5,
         "worst relative parameter-gradient error {worst}"

@@ -1,0 +1,32 @@
+//! Helpers shared by the flow tests.
+
+use fab_core::Flow;
+use fab_flows::CouplingFlow;
+
+/// Worst relative error between `grad` and central finite differences of `loss` over every
+/// parameter of `flow`, |fd − g| / (0.01 + |fd|). With h = 1e-5 the round-off in the loss
+/// (~1e-16·|L|/h) stays near 1e-9 and truncation is ~h², while a wrong gradient term is off by
+/// O(|g|), far above the 1e-5 the tests require. Restores the parameters afterwards.
+pub fn worst_fd_error(
+    flow: &mut CouplingFlow,
+    grad: &[f64],
+    loss: &mut dyn FnMut(&CouplingFlow) -> f64,
+) -> f64 {
+    let params = flow.params();
+    assert_eq!(grad.len(), params.len());
+    let h = 1e-5;
+    let mut worst = 0.0f64;
+    for k in 0..params.len() {
+        let mut p = params.clone();
+        p[k] += h;
+        flow.set_params(&p).unwrap();
+        let lp = loss(flow);
+        p[k] -= 2.0 * h;
+        flow.set_params(&p).unwrap();
+        let lm = loss(flow);
+        let fd = (lp - lm) / (2.0 * h);
+        worst = worst.max((fd - grad[k]).abs() / (1e-2 + fd.abs()));
+    }
+    flow.set_params(&params).unwrap();
+    worst
+}
