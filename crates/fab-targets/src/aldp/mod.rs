@@ -1,6 +1,8 @@
-//! Alanine dipeptide (22 atoms, Amber ff96 with OBC1 implicit solvent): topology reading so far.
-//! The force field, internal coordinates and MD ground truth are issue #3's remaining work.
+//! Alanine dipeptide (22 atoms, Amber ff96 with OBC1 implicit solvent): the prmtop reader and the
+//! bonded force-field terms so far. Nonbonded + GB terms, internal coordinates and MD ground truth
+//! are issue #3's remaining work.
 
+pub mod bonded;
 pub mod prmtop;
 
 pub use prmtop::{Prmtop, PrmtopError};
