@@ -3,6 +3,7 @@
 //! are issue #3's remaining work.
 
 pub mod bonded;
+pub mod nonbonded;
 pub mod prmtop;
 
 pub use prmtop::{Prmtop, PrmtopError};

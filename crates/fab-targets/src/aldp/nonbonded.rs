@@ -1,0 +1,152 @@
+//! Coulomb and Lennard-Jones terms of the Amber force field without cutoff (OpenMM NonbondedForce
+//! with NoCutoff), energies in kJ/mol with analytic gradients; positions in nm.
+//!
+//! Pairs in the prmtop exclusion list get no interaction, except 1-4 pairs (ends of a proper,
+//! non-skipped torsion), which get Coulomb / 1.2 (scee) and LJ with ε / 2 (scnb). All other pairs get
+//! k_e qᵢqⱼ/r + 4εᵢⱼ((σᵢⱼ/r)¹² − (σᵢⱼ/r)⁶) with Lorentz-Berthelot combination of per-atom σ, ε taken
+//! from the diagonal of the prmtop A/B tables (σ = (2A/B)^(1/6)·2^(−1/6), ε = B²/4A).
+
+use std::collections::HashSet;
+
+use crate::aldp::prmtop::Prmtop;
+
+/// Coulomb constant 1/(4πε₀) in kJ·nm/(mol·e²) (OpenMM ≥ 7.5, CODATA 2018).
+pub const COULOMB: f64 = 138.935_457_644_381_98;
+/// Amber's charge unit: prmtop CHARGE / 18.2223 = e.
+pub const AMBER_CHARGE: f64 = 18.2223;
+const SCEE: f64 = 1.2;
+const SCNB: f64 = 2.0;
+
+/// Nonbonded energies (kJ/mol) split as OpenMM's reference breakdown.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NonbondedEnergy {
+    pub coulomb_14: f64,
+    pub lj_14: f64,
+    pub coulomb: f64,
+    pub lj: f64,
+}
+
+impl NonbondedEnergy {
+    /// Sum of the four parts (OpenMM's NonbondedForce energy).
+    pub fn total(&self) -> f64 {
+        self.coulomb_14 + self.lj_14 + self.coulomb + self.lj
+    }
+}
+
+/// One interacting pair with its combined parameters.
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    i: usize,
+    j: usize,
+    /// k_e qᵢ qⱼ (already divided by scee for 1-4 pairs).
+    qq: f64,
+    sigma: f64,
+    /// 4ε (already divided by scnb for 1-4 pairs).
+    four_eps: f64,
+    is_14: bool,
+}
+
+/// Nonbonded pair list of a molecule.
+#[derive(Debug, Clone)]
+pub struct Nonbonded {
+    pairs: Vec<Pair>,
+    /// Charges in e (also used by the GB term).
+    pub charges: Vec<f64>,
+}
+
+impl Nonbonded {
+    /// Pairs and parameters from a prmtop.
+    pub fn from_prmtop(top: &Prmtop) -> Self {
+        let n = top.n_atoms();
+        let charges: Vec<f64> = top.charges.iter().map(|q| q / AMBER_CHARGE).collect();
+        // Per-atom σ (nm) and ε (kJ/mol) from the diagonal of the A/B tables.
+        let (sigma, eps): (Vec<f64>, Vec<f64>) = (0..n)
+            .map(|i| {
+                let t = top.lj_type[i];
+                let idx = (top.nonbonded_parm_index[t * top.n_types + t] - 1).max(0) as usize;
+                let (a, b) = (top.lj_a[idx], top.lj_b[idx]);
+                if a <= 0.0 || b <= 0.0 {
+                    (0.1, 0.0)
+                } else {
+                    let r_min = (2.0 * a / b).powf(1.0 / 6.0);
+                    (
+                        r_min * 2f64.powf(-1.0 / 6.0) / 10.0,
+                        b * b / (4.0 * a) * 4.184,
+                    )
+                }
+            })
+            .unzip();
+        let excluded: HashSet<(usize, usize)> = top
+            .exclusions
+            .iter()
+            .enumerate()
+            .flat_map(|(i, ex)| ex.iter().map(move |&j| (i.min(j), i.max(j))))
+            .collect();
+        let one_four: HashSet<(usize, usize)> = top
+            .dihedrals
+            .iter()
+            .filter(|d| !d.skip_14 && !d.improper)
+            .map(|d| (d.atoms[0].min(d.atoms[3]), d.atoms[0].max(d.atoms[3])))
+            .collect();
+        let mut pairs = Vec::new();
+        for i in 0..n {
+            for j in i + 1..n {
+                let is_14 = one_four.contains(&(i, j));
+                if excluded.contains(&(i, j)) && !is_14 {
+                    continue;
+                }
+                let (cs, ls) = if is_14 {
+                    (1.0 / SCEE, 1.0 / SCNB)
+                } else {
+                    (1.0, 1.0)
+                };
+                pairs.push(Pair {
+                    i,
+                    j,
+                    qq: COULOMB * charges[i] * charges[j] * cs,
+                    sigma: 0.5 * (sigma[i] + sigma[j]),
+                    four_eps: 4.0 * (eps[i] * eps[j]).sqrt() * ls,
+                    is_14,
+                });
+            }
+        }
+        Self { pairs, charges }
+    }
+
+    /// Number of interacting pairs (full and 1-4).
+    pub fn n_pairs(&self) -> (usize, usize) {
+        let n14 = self.pairs.iter().filter(|p| p.is_14).count();
+        (self.pairs.len() - n14, n14)
+    }
+
+    /// Energies of one conformation (atoms × 3, nm); adds ∂E/∂x into `grad`.
+    pub fn energy_and_grad(&self, x: &[[f64; 3]], grad: &mut [[f64; 3]]) -> NonbondedEnergy {
+        let mut e = NonbondedEnergy::default();
+        for p in &self.pairs {
+            let d = [
+                x[p.i][0] - x[p.j][0],
+                x[p.i][1] - x[p.j][1],
+                x[p.i][2] - x[p.j][2],
+            ];
+            let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+            let r = r2.sqrt();
+            let coulomb = p.qq / r;
+            let s6 = (p.sigma * p.sigma / r2).powi(3);
+            let lj = p.four_eps * (s6 * s6 - s6);
+            // dE/dr · 1/r, so that ∂E/∂xᵢ = (dE/dr / r) · d.
+            let de_dr_over_r = (-coulomb - p.four_eps * (12.0 * s6 * s6 - 6.0 * s6)) / r2;
+            for k in 0..3 {
+                grad[p.i][k] += de_dr_over_r * d[k];
+                grad[p.j][k] -= de_dr_over_r * d[k];
+            }
+            if p.is_14 {
+                e.coulomb_14 += coulomb;
+                e.lj_14 += lj;
+            } else {
+                e.coulomb += coulomb;
+                e.lj += lj;
+            }
+        }
+        e
+    }
+}
