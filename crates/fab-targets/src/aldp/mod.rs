@@ -1,11 +1,14 @@
 //! Alanine dipeptide (22 atoms, Amber ff96 with OBC1 implicit solvent): the prmtop reader and the
-//! bonded force-field terms so far. Nonbonded + GB terms, internal coordinates and MD ground truth
-//! are issue #3's remaining work.
+//! force field (bonded, Coulomb/LJ, OBC1 GB + ACE) with analytic gradients, one file per term.
+//! Internal coordinates, batching over conformations and MD ground truth are issue #3's remaining work.
 
 pub mod bonded;
+pub mod forcefield;
+pub mod gb_obc;
 pub mod nonbonded;
 pub mod prmtop;
 
+pub use forcefield::{Energy, ForceField};
 pub use prmtop::{Prmtop, PrmtopError};
 
 /// The shipped topology file (openmmtools, MIT; see `data/aldp/README.md`).
