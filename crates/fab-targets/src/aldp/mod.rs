@@ -3,13 +3,19 @@
 //! Internal coordinates, batching over conformations and MD ground truth are issue #3's remaining work.
 
 pub mod bonded;
+pub mod cartesian;
+pub mod crd;
 pub mod forcefield;
 pub mod gb_obc;
 pub mod nonbonded;
 pub mod prmtop;
 
+pub use cartesian::CartesianBoltzmann;
 pub use forcefield::{Energy, ForceField};
 pub use prmtop::{Prmtop, PrmtopError};
 
 /// The shipped topology file (openmmtools, MIT; see `data/aldp/README.md`).
 pub const ALANINE_DIPEPTIDE_PRMTOP: &str = include_str!("../../data/aldp/alanine-dipeptide.prmtop");
+
+/// The shipped starting coordinates (openmmtools, MIT; Å in the file).
+pub const ALANINE_DIPEPTIDE_CRD: &str = include_str!("../../data/aldp/alanine-dipeptide.crd");

@@ -15,6 +15,9 @@ pub enum PrmtopError {
     /// A required section is absent.
     #[error("{origin}: section %FLAG {section} is missing")]
     Missing { origin: String, section: String },
+    /// A coordinate (.crd) file is malformed.
+    #[error("{origin}: coordinates: {reason}")]
+    Coordinates { origin: String, reason: String },
     /// A section's format line or values are malformed.
     #[error("{origin}: section %FLAG {section}: {reason}")]
     Malformed {
