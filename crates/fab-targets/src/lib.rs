@@ -6,6 +6,7 @@
 pub mod aldp;
 pub mod config;
 pub mod gmm;
+pub mod langevin;
 pub mod many_well;
 
 pub use config::TargetConfig;
