@@ -89,17 +89,25 @@ impl GbObc {
         }
     }
 
-    /// Born radii Bᵢ and dBᵢ/dIᵢ of one conformation.
-    pub fn born_radii(&self, x: &[[f64; 3]]) -> (Vec<f64>, Vec<f64>) {
-        let n = x.len();
+    /// Born radii Bᵢ of one conformation.
+    pub fn born_radii(&self, x: &[[f64; 3]]) -> Vec<f64> {
+        self.born(&Geometry::new(x)).0
+    }
+
+    /// Born radii Bᵢ, dBᵢ/dIᵢ, and dIᵢⱼ/dr for every ordered pair (row-major n × n).
+    fn born(&self, geo: &Geometry) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let n = geo.n;
         let mut radii = Vec::with_capacity(n);
         let mut d_radii = Vec::with_capacity(n);
+        let mut d_integral = vec![0.0; n * n];
         for i in 0..n {
             let o = self.offset_radius[i];
-            let integral: f64 = (0..n)
-                .filter(|&j| j != i)
-                .map(|j| born_integral(dist(x, i, j), o, self.scaled_radius[j]).0)
-                .sum();
+            let mut integral = 0.0;
+            for j in (0..n).filter(|&j| j != i) {
+                let (value, derivative) = born_integral(geo.r[i * n + j], o, self.scaled_radius[j]);
+                integral += value;
+                d_integral[i * n + j] = derivative;
+            }
             let psi = integral * o;
             let t = (ALPHA * psi - BETA * psi * psi + GAMMA * psi.powi(3)).tanh();
             let b = 1.0 / (1.0 / o - t / self.rho[i]);
@@ -111,14 +119,15 @@ impl GbObc {
                     * o,
             );
         }
-        (radii, d_radii)
+        (radii, d_radii, d_integral)
     }
 
     /// Energies of one conformation (atoms × 3, nm); adds ∂E/∂x into `grad`.
     pub fn energy_and_grad(&self, x: &[[f64; 3]], grad: &mut [[f64; 3]]) -> GbEnergy {
         let n = x.len();
+        let geo = Geometry::new(x);
         let kd = K_GB * (1.0 - 1.0 / EPS_SOLVENT);
-        let (b, db_di) = self.born_radii(x);
+        let (b, db_di, di_dr) = self.born(&geo);
         let q = &self.charges;
         let mut e = GbEnergy::default();
         // ∂E/∂Bᵢ accumulated from every term, then pushed through the Born radii.
@@ -132,8 +141,8 @@ impl GbObc {
         }
         for i in 0..n {
             for j in i + 1..n {
-                let d = diff(x, i, j);
-                let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                let (d, r) = (geo.d[i * n + j], geo.r[i * n + j]);
+                let r2 = r * r;
                 let bb = b[i] * b[j];
                 let ex = (-r2 / (4.0 * bb)).exp();
                 let f = (r2 + bb * ex).sqrt();
@@ -154,14 +163,9 @@ impl GbObc {
         // Chain rule through Iᵢ = Σⱼ Iᵢⱼ(rᵢⱼ).
         for i in 0..n {
             let c = de_db[i] * db_di[i];
-            for j in 0..n {
-                if j == i {
-                    continue;
-                }
-                let d = diff(x, i, j);
-                let r = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
-                let (_, di_dr) = born_integral(r, self.offset_radius[i], self.scaled_radius[j]);
-                let s = c * di_dr / r;
+            for j in (0..n).filter(|&j| j != i) {
+                let s = c * di_dr[i * n + j] / geo.r[i * n + j];
+                let d = geo.d[i * n + j];
                 for k in 0..3 {
                     grad[i][k] += s * d[k];
                     grad[j][k] -= s * d[k];
@@ -172,11 +176,32 @@ impl GbObc {
     }
 }
 
-fn diff(x: &[[f64; 3]], i: usize, j: usize) -> [f64; 3] {
-    [x[i][0] - x[j][0], x[i][1] - x[j][1], x[i][2] - x[j][2]]
+/// Pair displacements xᵢ − xⱼ and distances of one conformation, row-major n × n.
+struct Geometry {
+    n: usize,
+    d: Vec<[f64; 3]>,
+    r: Vec<f64>,
 }
 
-fn dist(x: &[[f64; 3]], i: usize, j: usize) -> f64 {
-    let d = diff(x, i, j);
-    (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
+impl Geometry {
+    fn new(x: &[[f64; 3]]) -> Self {
+        let n = x.len();
+        let mut d = vec![[0.0; 3]; n * n];
+        let mut r = vec![0.0; n * n];
+        for i in 0..n {
+            for j in i + 1..n {
+                let v = diff(x, i, j);
+                let dist = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+                d[i * n + j] = v;
+                d[j * n + i] = [-v[0], -v[1], -v[2]];
+                r[i * n + j] = dist;
+                r[j * n + i] = dist;
+            }
+        }
+        Self { n, d, r }
+    }
+}
+
+fn diff(x: &[[f64; 3]], i: usize, j: usize) -> [f64; 3] {
+    [x[i][0] - x[j][0], x[i][1] - x[j][1], x[i][2] - x[j][2]]
 }
