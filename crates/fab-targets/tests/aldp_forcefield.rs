@@ -36,6 +36,29 @@ fn conformations() -> Vec<(String, Vec<[f64; 3]>, serde_json::Value)> {
         .collect()
 }
 
+/// Central differences (h = 1e-7 nm) of `total` against the analytic gradient `g`, every coordinate.
+fn assert_gradient_matches_fd(
+    label: &str,
+    x: &[[f64; 3]],
+    g: &[[f64; 3]],
+    total: &dyn Fn(&[[f64; 3]]) -> f64,
+) {
+    let h = 1e-7;
+    for a in 0..x.len() {
+        for d in 0..3 {
+            let (mut xp, mut xm) = (x.to_vec(), x.to_vec());
+            xp[a][d] += h;
+            xm[a][d] -= h;
+            let fd = (total(&xp) - total(&xm)) / (2.0 * h);
+            assert!(
+                (fd - g[a][d]).abs() < 1e-5 * (1.0 + fd.abs()),
+                "{label} atom {a} dim {d}: fd {fd} vs {}",
+                g[a][d]
+            );
+        }
+    }
+}
+
 fn terms() -> BondedTerms {
     BondedTerms::from_prmtop(
         &Prmtop::parse(ALANINE_DIPEPTIDE_PRMTOP, "alanine-dipeptide.prmtop").unwrap(),
@@ -78,20 +101,7 @@ fn bonded_gradients_match_finite_differences() {
             let e = t.energy_and_grad(x, &mut scratch);
             e.bond + e.angle + e.torsion
         };
-        let h = 1e-7;
-        for a in 0..22 {
-            for d in 0..3 {
-                let (mut xp, mut xm) = (x.clone(), x.clone());
-                xp[a][d] += h;
-                xm[a][d] -= h;
-                let fd = (total(&xp) - total(&xm)) / (2.0 * h);
-                assert!(
-                    (fd - g[a][d]).abs() < 1e-5 * (1.0 + fd.abs()),
-                    "{label} atom {a} dim {d}: fd {fd} vs {}",
-                    g[a][d]
-                );
-            }
-        }
+        assert_gradient_matches_fd(&label, &x, &g, &total);
     }
 }
 
@@ -137,20 +147,7 @@ fn nonbonded_gradients_match_finite_differences() {
         let mut g = vec![[0.0; 3]; 22];
         nb.energy_and_grad(&x, &mut g);
         let total = |x: &[[f64; 3]]| nb.energy_and_grad(x, &mut vec![[0.0; 3]; 22]).total();
-        let h = 1e-7;
-        for a in 0..22 {
-            for d in 0..3 {
-                let (mut xp, mut xm) = (x.clone(), x.clone());
-                xp[a][d] += h;
-                xm[a][d] -= h;
-                let fd = (total(&xp) - total(&xm)) / (2.0 * h);
-                assert!(
-                    (fd - g[a][d]).abs() < 1e-5 * (1.0 + fd.abs()),
-                    "{label} atom {a} dim {d}: fd {fd} vs {}",
-                    g[a][d]
-                );
-            }
-        }
+        assert_gradient_matches_fd(&label, &x, &g, &total);
     }
 }
 
@@ -190,20 +187,7 @@ fn obc1_gradients_match_finite_differences() {
         let mut g = vec![[0.0; 3]; 22];
         gb.energy_and_grad(&x, &mut g);
         let total = |x: &[[f64; 3]]| gb.energy_and_grad(x, &mut vec![[0.0; 3]; 22]).total();
-        let h = 1e-7;
-        for a in 0..22 {
-            for d in 0..3 {
-                let (mut xp, mut xm) = (x.clone(), x.clone());
-                xp[a][d] += h;
-                xm[a][d] -= h;
-                let fd = (total(&xp) - total(&xm)) / (2.0 * h);
-                assert!(
-                    (fd - g[a][d]).abs() < 1e-5 * (1.0 + fd.abs()),
-                    "{label} atom {a} dim {d}: fd {fd} vs {}",
-                    g[a][d]
-                );
-            }
-        }
+        assert_gradient_matches_fd(&label, &x, &g, &total);
     }
 }
 
