@@ -302,13 +302,10 @@ impl Trainer {
         sampler: &mut dyn AnnealedSampler,
         target: &dyn Target,
     ) -> Result<IterInfo> {
-        let mut info = match self.config.loss {
-            LossKind::FabBuffer | LossKind::FabNoBuffer => {
-                self.fab_iteration(flow, sampler, target)?
-            }
-            LossKind::ReverseKl | LossKind::Alpha2Nis | LossKind::ForwardKl => {
-                self.baseline_iteration(flow, target)?
-            }
+        let mut info = if self.config.loss.uses_ais() {
+            self.fab_iteration(flow, sampler, target)?
+        } else {
+            self.baseline_iteration(flow, target)?
         };
         self.iteration += 1;
         info.iteration = self.iteration;

@@ -36,6 +36,23 @@ fn conformations() -> Vec<(String, Vec<[f64; 3]>, serde_json::Value)> {
         .collect()
 }
 
+/// `ours` against OpenMM's `want` within max(1e-6 relative, 1e-4 kJ/mol): the file's positions are
+/// rounded to 1e-8 nm after the energies were computed.
+fn assert_matches_openmm(label: &str, what: &str, ours: f64, want: f64) {
+    let tol = (1e-6 * want.abs()).max(1e-4);
+    assert!(
+        (ours - want).abs() < tol,
+        "{label} {what}: {ours} vs OpenMM {want}"
+    );
+}
+
+/// Per-part values for the crd structure against aldp-target.md's breakdown (exact coordinates).
+fn assert_crd_parts(parts: &[(f64, f64)]) {
+    for &(ours, want) in parts {
+        assert!((ours - want).abs() < 1e-5, "crd part {ours} vs {want}");
+    }
+}
+
 /// Central differences (h = 1e-7 nm) of `total` against the analytic gradient `g`, every coordinate.
 fn assert_gradient_matches_fd(
     label: &str,
@@ -78,14 +95,7 @@ fn bonded_energies_match_openmm_for_all_32_conformations() {
             (e.angle, "HarmonicAngleForce"),
             (e.torsion, "PeriodicTorsionForce"),
         ] {
-            let want = reference[key].as_f64().unwrap();
-            // Positions in the file are rounded to 1e-8 nm after the energies were computed, so the
-            // tolerance is 1e-6 relative or 1e-4 kJ/mol, whichever is larger.
-            let tol = (1e-6 * want.abs()).max(1e-4);
-            assert!(
-                (ours - want).abs() < tol,
-                "{label} {key}: {ours} vs OpenMM {want}"
-            );
+            assert_matches_openmm(&label, key, ours, reference[key].as_f64().unwrap());
         }
     }
 }
@@ -119,23 +129,19 @@ fn nonbonded_energies_match_openmm_for_all_32_conformations() {
     assert!(nb.charges.iter().sum::<f64>().abs() < 1e-6);
     for (label, x, reference) in conformations() {
         let e = nb.energy_and_grad(&x, &mut vec![[0.0; 3]; 22]);
-        let want = reference["NonbondedForce"].as_f64().unwrap();
-        let tol = (1e-6 * want.abs()).max(1e-4);
-        assert!(
-            (e.total() - want).abs() < tol,
-            "{label}: {} vs OpenMM {want}",
-            e.total()
+        assert_matches_openmm(
+            &label,
+            "NonbondedForce",
+            e.total(),
+            reference["NonbondedForce"].as_f64().unwrap(),
         );
         if label == "crd" {
-            // Per-part reference of aldp-target.md for the crd structure.
-            for (ours, want) in [
+            assert_crd_parts(&[
                 (e.coulomb_14, 204.753069),
                 (e.lj_14, 20.985654),
                 (e.coulomb, -335.249580),
                 (e.lj, 11.765349),
-            ] {
-                assert!((ours - want).abs() < 1e-5, "crd part {ours} vs {want}");
-            }
+            ]);
         }
     }
 }
@@ -161,21 +167,18 @@ fn obc1_energies_match_openmm_for_all_32_conformations() {
     let gb = gb();
     for (label, x, reference) in conformations() {
         let e = gb.energy_and_grad(&x, &mut vec![[0.0; 3]; 22]);
-        let want = reference["CustomGBForce"].as_f64().unwrap();
-        let tol = (1e-6 * want.abs()).max(1e-4);
-        assert!(
-            (e.total() - want).abs() < tol,
-            "{label}: {} vs OpenMM {want}",
-            e.total()
+        assert_matches_openmm(
+            &label,
+            "CustomGBForce",
+            e.total(),
+            reference["CustomGBForce"].as_f64().unwrap(),
         );
         if label == "crd" {
-            for (ours, want) in [
+            assert_crd_parts(&[
                 (e.self_energy, -770.001771),
                 (e.pair, 702.594886),
                 (e.ace, 16.525787),
-            ] {
-                assert!((ours - want).abs() < 1e-5, "crd part {ours} vs {want}");
-            }
+            ]);
         }
     }
 }
@@ -197,11 +200,7 @@ fn total_energy_and_forces_match_openmm_for_all_32_conformations() {
     for (label, x, reference) in conformations() {
         let mut g = vec![[0.0; 3]; 22];
         let e = ff.energy_and_grad(&x, &mut g).total();
-        let want = reference["total"].as_f64().unwrap();
-        assert!(
-            (e - want).abs() < (1e-6 * want.abs()).max(1e-4),
-            "{label}: {e} vs OpenMM {want}"
-        );
+        assert_matches_openmm(&label, "total", e, reference["total"].as_f64().unwrap());
         if label == "crd" {
             // Exact input coordinates: agreement far below the rounding tolerance (measured 2.3e-8).
             assert!((e - -138.96968726934978).abs() < 1e-6, "{e}");
