@@ -8,33 +8,10 @@
 //!   The prmtop phases 3.141594 (not π) are kept, as the spec requires.
 
 use crate::aldp::prmtop::Prmtop;
+use crate::aldp::vec3::{add_to, cross, dot, scale, sub, Vec3};
 
 /// kcal → kJ.
 const KCAL: f64 = 4.184;
-
-type Vec3 = [f64; 3];
-
-fn sub(a: Vec3, b: Vec3) -> Vec3 {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-fn dot(a: Vec3, b: Vec3) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-fn cross(a: Vec3, b: Vec3) -> Vec3 {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-fn scale(a: Vec3, s: f64) -> Vec3 {
-    [a[0] * s, a[1] * s, a[2] * s]
-}
-fn add_to(g: &mut Vec3, a: Vec3, s: f64) {
-    for d in 0..3 {
-        g[d] += s * a[d];
-    }
-}
 
 /// Energies of the three bonded terms (kJ/mol).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -1,18 +1,29 @@
 //! Alanine dipeptide (22 atoms, Amber ff96 with OBC1 implicit solvent): the prmtop reader and the
-//! force field (bonded, Coulomb/LJ, OBC1 GB + ACE) with analytic gradients, one file per term.
-//! Internal coordinates, batching over conformations and MD ground truth are issue #3's remaining work.
+//! force field (bonded, Coulomb/LJ, OBC1 GB + ACE) with analytic gradients, one file per term; the
+//! internal-coordinate transform and FAB's target density over it; chirality and Ramachandran angles.
 
 pub mod bonded;
 pub mod cartesian;
+pub mod chirality;
 pub mod crd;
 pub mod forcefield;
 pub mod gb_obc;
+pub mod internal_boltzmann;
+pub mod internal_coordinates;
 pub mod nonbonded;
 pub mod prmtop;
+pub mod ramachandran;
+pub mod regularize;
+pub mod vec3;
+pub mod zmatrix;
 
 pub use cartesian::CartesianBoltzmann;
+pub use chirality::ChiralityFilter;
 pub use forcefield::{Energy, ForceField};
+pub use internal_boltzmann::InternalBoltzmann;
+pub use internal_coordinates::InternalCoordinates;
 pub use prmtop::{Prmtop, PrmtopError};
+pub use zmatrix::ZMatrix;
 
 /// The shipped topology file (openmmtools, MIT; see `data/aldp/README.md`).
 pub const ALANINE_DIPEPTIDE_PRMTOP: &str = include_str!("../../data/aldp/alanine-dipeptide.prmtop");

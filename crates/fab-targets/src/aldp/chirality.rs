@@ -1,0 +1,62 @@
+//! FAB's chirality check for alanine dipeptide (spec aldp-target.md §4): the L and D enantiomers map
+//! to different internal coordinates, and the flow can put mass on D-alanine, which has the same
+//! energy but is a different molecule. The check reads two dihedrals about N–CA, both measured from
+//! C(ACE): C (z[17]) and HA (z[26]). Their difference is ≈ 0 for L and ≈ ±2.1 rad for D.
+
+use std::f64::consts::PI;
+
+use ndarray::{ArrayView1, ArrayView2};
+
+/// The L-form test on normalised internal coordinates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChiralityFilter {
+    /// The two z coordinates compared (both circular, std 1, so differences are radians).
+    pub coords: (usize, usize),
+    /// Difference of the L reference structure.
+    pub mean_diff: f64,
+    /// L iff |difference − mean_diff| < threshold.
+    pub threshold: f64,
+    /// Training batches are filtered only if more than this fraction is L (else used unfiltered).
+    pub min_l_fraction: f64,
+}
+
+impl Default for ChiralityFilter {
+    /// fab-torch's values: z[17] − z[26], mean −0.043, threshold 0.8 rad, filter if > 10 % are L.
+    fn default() -> Self {
+        Self {
+            coords: (17, 26),
+            mean_diff: -0.043,
+            threshold: 0.8,
+            min_l_fraction: 0.1,
+        }
+    }
+}
+
+impl ChiralityFilter {
+    /// The wrapped difference z[a] − z[b]: whichever of d, d + 2π, d − 2π is smallest in magnitude.
+    pub fn difference(&self, z: ArrayView1<f64>) -> f64 {
+        let d = z[self.coords.0] - z[self.coords.1];
+        [d, d + 2.0 * PI, d - 2.0 * PI]
+            .into_iter()
+            .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+            .unwrap_or(d)
+    }
+
+    /// Whether `z` is the L enantiomer (false for non-finite input).
+    pub fn is_l(&self, z: ArrayView1<f64>) -> bool {
+        (self.difference(z) - self.mean_diff).abs() < self.threshold
+    }
+
+    /// The L test for every row of a batch.
+    pub fn mask(&self, z: ArrayView2<f64>) -> Vec<bool> {
+        z.rows().into_iter().map(|r| self.is_l(r)).collect()
+    }
+
+    /// FAB's training rule: the rows to keep (only the L ones) if more than `min_l_fraction` of the
+    /// batch is L; `None` (keep everything) otherwise, so training cannot stall on an all-D batch.
+    pub fn training_mask(&self, z: ArrayView2<f64>) -> Option<Vec<bool>> {
+        let mask = self.mask(z);
+        let n_l = mask.iter().filter(|&&m| m).count();
+        (n_l as f64 > self.min_l_fraction * mask.len() as f64).then_some(mask)
+    }
+}

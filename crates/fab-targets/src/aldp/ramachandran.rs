@@ -1,0 +1,41 @@
+//! The Ramachandran angles φ = torsion(C(ACE), N, CA, C) and ψ = torsion(N, CA, C, N(NME)) of
+//! alanine dipeptide (IUPAC sign, as mdtraj's `compute_phi`/`compute_psi`), the coordinates in which
+//! FAB's results are judged.
+
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+
+use crate::aldp::internal_coordinates::InternalCoordinates;
+use crate::aldp::vec3::{torsion, Vec3};
+
+/// Atoms of φ (prmtop order).
+pub const PHI_ATOMS: [usize; 4] = [4, 6, 8, 14];
+/// Atoms of ψ (prmtop order).
+pub const PSI_ATOMS: [usize; 4] = [6, 8, 14, 16];
+
+/// (φ, ψ) in rad of one Cartesian conformation.
+pub fn phi_psi(x: &[Vec3]) -> (f64, f64) {
+    let t = |a: [usize; 4]| torsion(x[a[0]], x[a[1]], x[a[2]], x[a[3]]);
+    (t(PHI_ATOMS), t(PSI_ATOMS))
+}
+
+/// (φ, ψ) of every row of a batch of internal coordinates, shape (n, 2); NaN for rows whose
+/// reconstruction is not finite.
+pub fn phi_psi_of_internal(transform: &InternalCoordinates, z: ArrayView2<f64>) -> Array2<f64> {
+    let rows: Vec<(f64, f64)> = z
+        .outer_iter()
+        .into_par_iter()
+        .map(|row| {
+            let zr: Vec<f64> = row.iter().copied().collect();
+            let mut x = vec![[0.0; 3]; transform.n_atoms()];
+            transform.to_cartesian(&zr, &mut x);
+            phi_psi(&x)
+        })
+        .collect();
+    let mut out = Array2::zeros((rows.len(), 2));
+    for (i, (phi, psi)) in rows.into_iter().enumerate() {
+        out[[i, 0]] = phi;
+        out[[i, 1]] = psi;
+    }
+    out
+}
