@@ -29,7 +29,8 @@ pub struct ZMatrix {
 
 impl ZMatrix {
     /// Checks `rows` and `anchors` and derives the build order by boltzgen's rule: repeated passes
-    /// over the rows, each taking every row whose references are placed. Panics on a Z-matrix that
+    /// over the rows in order, taking each row whose references are already placed (including rows
+    /// placed earlier in the same pass). Panics on a Z-matrix that
     /// cannot be built; only called with the constant below.
     fn new(rows: Vec<ZRow>, anchors: [usize; 3]) -> Self {
         let n_atoms = rows.len() + 3;
@@ -37,17 +38,17 @@ impl ZMatrix {
         anchors.iter().for_each(|&a| placed[a] = true);
         let mut build_order = Vec::with_capacity(rows.len());
         while build_order.len() < rows.len() {
-            let ready: Vec<usize> = (0..rows.len())
-                .filter(|&r| !placed[rows[r].atom] && rows[r].refs.iter().all(|&a| placed[a]))
-                .collect();
+            let before = build_order.len();
+            for (r, row) in rows.iter().enumerate() {
+                if !placed[row.atom] && row.refs.iter().all(|&a| placed[a]) {
+                    placed[row.atom] = true;
+                    build_order.push(r);
+                }
+            }
             assert!(
-                !ready.is_empty(),
+                build_order.len() > before,
                 "Z-matrix has rows that can never be built"
             );
-            for r in ready {
-                placed[rows[r].atom] = true;
-                build_order.push(r);
-            }
         }
         Self {
             rows,
