@@ -1,6 +1,7 @@
 //! Criterion benchmark of the alanine-dipeptide force field: energy + gradient of a batch of 1024
-//! conformations in Cartesian coordinates (rayon over the batch). Evaluations per second =
-//! 1024 / time. Run: `cargo bench -p fab-benches --bench aldp_energy`.
+//! conformations in Cartesian coordinates and of FAB's target log p(z) + ∇_z log p in internal
+//! coordinates (rayon over the batch). Evaluations per second = 1024 / time.
+//! Run: `cargo bench -p fab-benches --bench aldp_energy` (`RAYON_NUM_THREADS=1` for per-thread rates).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ndarray::Array2;
@@ -8,7 +9,7 @@ use rand::Rng;
 
 use fab_core::{rng::seeded, LogDensity};
 use fab_targets::aldp::crd::parse_crd;
-use fab_targets::aldp::{CartesianBoltzmann, ALANINE_DIPEPTIDE_CRD};
+use fab_targets::aldp::{CartesianBoltzmann, InternalBoltzmann, ALANINE_DIPEPTIDE_CRD};
 
 fn energy(c: &mut Criterion) {
     let target = CartesianBoltzmann::alanine_dipeptide(300.0);
@@ -21,6 +22,28 @@ fn energy(c: &mut Criterion) {
     let mut grad = Array2::zeros((1024, 66));
     c.bench_function("aldp_cartesian_energy_and_grad_batch1024", |b| {
         b.iter(|| target.log_prob_and_grad(x.view(), grad.view_mut()).unwrap())
+    });
+    // The same conformations in FAB's normalised internal coordinates.
+    let internal = InternalBoltzmann::alanine_dipeptide(300.0);
+    let mut z = Array2::zeros((1024, 60));
+    for (i, row) in x.outer_iter().enumerate() {
+        let xi: Vec<[f64; 3]> = row
+            .as_slice()
+            .unwrap()
+            .chunks(3)
+            .map(|c| [c[0], c[1], c[2]])
+            .collect();
+        internal
+            .transform()
+            .to_internal(&xi, z.row_mut(i).as_slice_mut().unwrap());
+    }
+    let mut grad_z = Array2::zeros((1024, 60));
+    c.bench_function("aldp_internal_log_prob_and_grad_batch1024", |b| {
+        b.iter(|| {
+            internal
+                .log_prob_and_grad(z.view(), grad_z.view_mut())
+                .unwrap()
+        })
     });
 }
 

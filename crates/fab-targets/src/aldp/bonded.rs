@@ -26,7 +26,8 @@ pub struct BondedEnergy {
 pub struct BondedTerms {
     bonds: Vec<([usize; 2], f64, f64)>,
     angles: Vec<([usize; 3], f64, f64)>,
-    torsions: Vec<([usize; 4], f64, f64, f64)>,
+    /// (atoms, k, periodicity n, cos phase, sin phase).
+    torsions: Vec<([usize; 4], f64, u32, f64, f64)>,
 }
 
 impl BondedTerms {
@@ -46,7 +47,15 @@ impl BondedTerms {
             torsions: top
                 .dihedrals
                 .iter()
-                .map(|d| (d.atoms, d.k * KCAL, d.periodicity, d.phase))
+                .map(|d| {
+                    (
+                        d.atoms,
+                        d.k * KCAL,
+                        d.periodicity.round() as u32,
+                        d.phase.cos(),
+                        d.phase.sin(),
+                    )
+                })
                 .collect(),
         }
     }
@@ -88,13 +97,22 @@ impl BondedTerms {
             add_to(&mut grad[j], du, -de);
             add_to(&mut grad[j], dv, -de);
         }
-        for &([a, b, c, d], k, n, phase) in &self.torsions {
+        for &([a, b, c, d], k, n, cos_p, sin_p) in &self.torsions {
             let (b1, b2, b3) = (sub(x[b], x[a]), sub(x[c], x[b]), sub(x[d], x[c]));
             let (n1, n2) = (cross(b1, b2), cross(b2, b3));
             let b2n = dot(b2, b2).sqrt();
-            let phi = (b2n * dot(b1, n2)).atan2(dot(n1, n2));
-            e.torsion += k * (1.0 + (n * phi - phase).cos());
-            let de_dphi = -k * n * (n * phi - phase).sin();
+            // cos φ and sin φ without atan2, then cos nφ, sin nφ by the angle-addition recurrence.
+            let inv = 1.0 / (dot(n1, n1) * dot(n2, n2)).sqrt();
+            let (cos1, sin1) = (dot(n1, n2) * inv, b2n * dot(b1, n2) * inv);
+            let (mut cos_n, mut sin_n) = (1.0, 0.0);
+            for _ in 0..n {
+                (cos_n, sin_n) = (cos_n * cos1 - sin_n * sin1, sin_n * cos1 + cos_n * sin1);
+            }
+            // cos(nφ − p) and sin(nφ − p).
+            let cos_t = cos_n * cos_p + sin_n * sin_p;
+            let sin_t = sin_n * cos_p - cos_n * sin_p;
+            e.torsion += k * (1.0 + cos_t);
+            let de_dphi = -k * n as f64 * sin_t;
             // Blondel & Karplus (1996): gradients of φ for the four atoms.
             let ga = scale(n1, -b2n / dot(n1, n1));
             let gd = scale(n2, b2n / dot(n2, n2));

@@ -5,6 +5,7 @@
 use crate::aldp::bonded::{BondedEnergy, BondedTerms};
 use crate::aldp::gb_obc::{GbEnergy, GbObc};
 use crate::aldp::nonbonded::{Nonbonded, NonbondedEnergy};
+use crate::aldp::pair_geometry::{all_pairs, PairGeometry};
 use crate::aldp::prmtop::{Prmtop, PrmtopError};
 
 /// Energy of one conformation split by term.
@@ -33,6 +34,8 @@ pub struct ForceField {
     nonbonded: Nonbonded,
     gb: GbObc,
     n_atoms: usize,
+    /// Every atom pair, shared by the Coulomb/LJ and GB terms.
+    pairs: Vec<(usize, usize)>,
 }
 
 impl ForceField {
@@ -45,6 +48,7 @@ impl ForceField {
             gb: GbObc::from_prmtop(&top, &nonbonded.charges),
             nonbonded,
             n_atoms: top.n_atoms(),
+            pairs: all_pairs(top.n_atoms()),
         })
     }
 
@@ -65,10 +69,11 @@ impl ForceField {
     /// Energy of one conformation (atoms × 3, nm); writes ∂E/∂x (kJ/mol/nm, minus the forces) into `grad`.
     pub fn energy_and_grad(&self, x: &[[f64; 3]], grad: &mut [[f64; 3]]) -> Energy {
         grad.iter_mut().for_each(|g| *g = [0.0; 3]);
+        let geo = PairGeometry::new(x, &self.pairs);
         Energy {
             bonded: self.bonded.energy_and_grad(x, grad),
-            nonbonded: self.nonbonded.energy_and_grad(x, grad),
-            gb: self.gb.energy_and_grad(x, grad),
+            nonbonded: self.nonbonded.energy_and_grad_with(&geo, grad),
+            gb: self.gb.energy_and_grad_with(&geo, grad),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! bonded ones included. The gradient adds the explicit r-dependence of fᵢⱼ to the chain rule through
 //! the Born radii: ∂E/∂Bᵢ · dBᵢ/dψᵢ · oᵢ · dIᵢⱼ/dr.
 
+use crate::aldp::pair_geometry::{all_pairs, PairGeometry};
 use crate::aldp::prmtop::Prmtop;
 
 const K_GB: f64 = 138.935485;
@@ -46,28 +47,32 @@ pub struct GbObc {
     scaled_radius: Vec<f64>,
 }
 
-/// Iᵢⱼ and dIᵢⱼ/dr for distance r, offset radius `o` of atom i and scaled radius `s` of atom j.
-fn born_integral(r: f64, o: f64, s: f64) -> (f64, f64) {
+/// Iᵢⱼ and dIᵢⱼ/dr for distance r (with 1/r), offset radius `o` of atom i and scaled radius `s`
+/// of atom j. Written with reciprocals so a pair costs one log and three divisions.
+#[inline]
+fn born_integral(r: f64, inv_r: f64, o: f64, s: f64) -> (f64, f64) {
     if r + s < o {
         return (0.0, 0.0);
     }
-    let u = r + s;
+    let inv_u = 1.0 / (r + s);
     let (l, dl) = if (r - s).abs() > o {
         ((r - s).abs(), (r - s).signum())
     } else {
         (o, 0.0)
     };
-    let q = r - s * s / r;
-    let inv = 1.0 / (u * u) - 1.0 / (l * l);
-    let log = (l / u).ln();
-    let value = 0.5 * (1.0 / l - 1.0 / u + 0.25 * q * inv + log / (2.0 * r));
+    let inv_l = 1.0 / l;
+    let (inv_u2, inv_l2) = (inv_u * inv_u, inv_l * inv_l);
+    let s2_inv_r = s * s * inv_r;
+    let q = r - s2_inv_r;
+    let inv = inv_u2 - inv_l2;
+    let log = (l * inv_u).ln();
+    let value = 0.5 * (inv_l - inv_u + 0.25 * q * inv + 0.5 * log * inv_r);
     let derivative = 0.5
-        * (-dl / (l * l)
-            + 1.0 / (u * u)
-            + 0.25 * (1.0 + s * s / (r * r)) * inv
-            + 0.25 * q * (-2.0 / (u * u * u) + 2.0 * dl / (l * l * l))
-            - log / (2.0 * r * r)
-            + (dl / l - 1.0 / u) / (2.0 * r));
+        * (-dl * inv_l2
+            + inv_u2
+            + 0.25 * (1.0 + s2_inv_r * inv_r) * inv
+            + 0.5 * q * (dl * inv_l2 * inv_l - inv_u2 * inv_u)
+            + 0.5 * inv_r * (dl * inv_l - inv_u - log * inv_r));
     (value, derivative)
 }
 
@@ -91,25 +96,30 @@ impl GbObc {
 
     /// Born radii Bᵢ of one conformation.
     pub fn born_radii(&self, x: &[[f64; 3]]) -> Vec<f64> {
-        self.born(&Geometry::new(x)).0
+        self.born(&PairGeometry::new(x, &all_pairs(x.len()))).radii
     }
 
-    /// Born radii Bᵢ, dBᵢ/dIᵢ, and dIᵢⱼ/dr for every ordered pair (row-major n × n).
-    fn born(&self, geo: &Geometry) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    /// Born radii, dBᵢ/dIᵢ and, per pair p = (i, j), dIᵢⱼ/dr and dIⱼᵢ/dr.
+    fn born(&self, geo: &PairGeometry) -> Born {
         let n = geo.n;
+        let mut integral = vec![0.0; n];
+        let mut d_integral = vec![[0.0; 2]; geo.pairs.len()];
+        for (p, &(i, j)) in geo.pairs.iter().enumerate() {
+            let (r, inv_r) = (geo.r[p], geo.inv_r[p]);
+            let (v_ij, d_ij) =
+                born_integral(r, inv_r, self.offset_radius[i], self.scaled_radius[j]);
+            let (v_ji, d_ji) =
+                born_integral(r, inv_r, self.offset_radius[j], self.scaled_radius[i]);
+            integral[i] += v_ij;
+            integral[j] += v_ji;
+            d_integral[p] = [d_ij, d_ji];
+        }
         let mut radii = Vec::with_capacity(n);
         let mut d_radii = Vec::with_capacity(n);
-        let mut d_integral = vec![0.0; n * n];
         for i in 0..n {
             let o = self.offset_radius[i];
-            let mut integral = 0.0;
-            for j in (0..n).filter(|&j| j != i) {
-                let (value, derivative) = born_integral(geo.r[i * n + j], o, self.scaled_radius[j]);
-                integral += value;
-                d_integral[i * n + j] = derivative;
-            }
-            let psi = integral * o;
-            let t = (ALPHA * psi - BETA * psi * psi + GAMMA * psi.powi(3)).tanh();
+            let psi = integral[i] * o;
+            let t = (ALPHA * psi - BETA * psi * psi + GAMMA * psi * psi * psi).tanh();
             let b = 1.0 / (1.0 / o - t / self.rho[i]);
             radii.push(b);
             // dB/dI = B² (1 − tanh²)/ρ · (α − 2βψ + 3γψ²) · o
@@ -119,15 +129,24 @@ impl GbObc {
                     * o,
             );
         }
-        (radii, d_radii, d_integral)
+        Born {
+            radii,
+            d_radii,
+            d_integral,
+        }
     }
 
     /// Energies of one conformation (atoms × 3, nm); adds ∂E/∂x into `grad`.
     pub fn energy_and_grad(&self, x: &[[f64; 3]], grad: &mut [[f64; 3]]) -> GbEnergy {
-        let n = x.len();
-        let geo = Geometry::new(x);
+        self.energy_and_grad_with(&PairGeometry::new(x, &all_pairs(x.len())), grad)
+    }
+
+    /// As [`Self::energy_and_grad`], from precomputed pair geometry.
+    pub fn energy_and_grad_with(&self, geo: &PairGeometry, grad: &mut [[f64; 3]]) -> GbEnergy {
+        let n = geo.n;
         let kd = K_GB * (1.0 - 1.0 / EPS_SOLVENT);
-        let (b, db_di, di_dr) = self.born(&geo);
+        let born = self.born(geo);
+        let b = &born.radii;
         let q = &self.charges;
         let mut e = GbEnergy::default();
         // ∂E/∂Bᵢ accumulated from every term, then pushed through the Born radii.
@@ -135,73 +154,42 @@ impl GbObc {
         for i in 0..n {
             e.self_energy -= 0.5 * kd * q[i] * q[i] / b[i];
             de_db[i] += 0.5 * kd * q[i] * q[i] / (b[i] * b[i]);
-            let ace = ACE * (self.rho[i] + PROBE).powi(2) * (self.rho[i] / b[i]).powi(6);
+            let ratio = self.rho[i] / b[i];
+            let ratio3 = ratio * ratio * ratio;
+            let ace = ACE * (self.rho[i] + PROBE) * (self.rho[i] + PROBE) * ratio3 * ratio3;
             e.ace += ace;
             de_db[i] -= 6.0 * ace / b[i];
         }
-        for i in 0..n {
-            for j in i + 1..n {
-                let (d, r) = (geo.d[i * n + j], geo.r[i * n + j]);
-                let r2 = r * r;
-                let bb = b[i] * b[j];
-                let ex = (-r2 / (4.0 * bb)).exp();
-                let f = (r2 + bb * ex).sqrt();
-                let qq = kd * q[i] * q[j];
-                e.pair -= qq / f;
-                // ∂E/∂f = qq/f²; ∂f/∂r · 1/r = (1 − ex/4)/f; ∂f/∂Bᵢ = Bⱼ ex (1 + r²/(4BᵢBⱼ)) / (2f).
-                let de_df = qq / (f * f);
-                let radial = de_df * (1.0 - 0.25 * ex) / f;
-                for k in 0..3 {
-                    grad[i][k] += radial * d[k];
-                    grad[j][k] -= radial * d[k];
-                }
-                let common = de_df * ex * (1.0 + r2 / (4.0 * bb)) / (2.0 * f);
-                de_db[i] += common * b[j];
-                de_db[j] += common * b[i];
-            }
+        for (p, &(i, j)) in geo.pairs.iter().enumerate() {
+            let r = geo.r[p];
+            let r2 = r * r;
+            let bb = b[i] * b[j];
+            let inv_4bb = 0.25 / bb;
+            let ex = (-r2 * inv_4bb).exp();
+            let f2 = r2 + bb * ex;
+            let inv_f = 1.0 / f2.sqrt();
+            let qq = kd * q[i] * q[j];
+            e.pair -= qq * inv_f;
+            // ∂E/∂f = qq/f²; ∂f/∂r · 1/r = (1 − ex/4)/f; ∂f/∂Bᵢ = Bⱼ ex (1 + r²/(4BᵢBⱼ)) / (2f).
+            let de_df = qq * inv_f * inv_f;
+            geo.add_radial(p, de_df * (1.0 - 0.25 * ex) * inv_f, grad);
+            let common = de_df * ex * (1.0 + r2 * inv_4bb) * 0.5 * inv_f;
+            de_db[i] += common * b[j];
+            de_db[j] += common * b[i];
         }
-        // Chain rule through Iᵢ = Σⱼ Iᵢⱼ(rᵢⱼ).
-        for i in 0..n {
-            let c = de_db[i] * db_di[i];
-            for j in (0..n).filter(|&j| j != i) {
-                let s = c * di_dr[i * n + j] / geo.r[i * n + j];
-                let d = geo.d[i * n + j];
-                for k in 0..3 {
-                    grad[i][k] += s * d[k];
-                    grad[j][k] -= s * d[k];
-                }
-            }
+        // Chain rule through Iᵢ = Σⱼ Iᵢⱼ(rᵢⱼ), both directions of each pair at once.
+        let c: Vec<f64> = (0..n).map(|i| de_db[i] * born.d_radii[i]).collect();
+        for (p, &(i, j)) in geo.pairs.iter().enumerate() {
+            let [d_ij, d_ji] = born.d_integral[p];
+            geo.add_radial(p, (c[i] * d_ij + c[j] * d_ji) * geo.inv_r[p], grad);
         }
         e
     }
 }
 
-/// Pair displacements xᵢ − xⱼ and distances of one conformation, row-major n × n.
-struct Geometry {
-    n: usize,
-    d: Vec<[f64; 3]>,
-    r: Vec<f64>,
-}
-
-impl Geometry {
-    fn new(x: &[[f64; 3]]) -> Self {
-        let n = x.len();
-        let mut d = vec![[0.0; 3]; n * n];
-        let mut r = vec![0.0; n * n];
-        for i in 0..n {
-            for j in i + 1..n {
-                let v = diff(x, i, j);
-                let dist = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-                d[i * n + j] = v;
-                d[j * n + i] = [-v[0], -v[1], -v[2]];
-                r[i * n + j] = dist;
-                r[j * n + i] = dist;
-            }
-        }
-        Self { n, d, r }
-    }
-}
-
-fn diff(x: &[[f64; 3]], i: usize, j: usize) -> [f64; 3] {
-    [x[i][0] - x[j][0], x[i][1] - x[j][1], x[i][2] - x[j][2]]
+/// Born radii and the derivatives the gradient needs.
+struct Born {
+    radii: Vec<f64>,
+    d_radii: Vec<f64>,
+    d_integral: Vec<[f64; 2]>,
 }

@@ -11,6 +11,7 @@ pub mod gb_obc;
 pub mod internal_boltzmann;
 pub mod internal_coordinates;
 pub mod nonbonded;
+pub mod pair_geometry;
 pub mod prmtop;
 pub mod ramachandran;
 pub mod regularize;

@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 
+use crate::aldp::pair_geometry::{all_pairs, PairGeometry};
 use crate::aldp::prmtop::Prmtop;
 
 /// Coulomb constant 1/(4πε₀) in kJ·nm/(mol·e²) (OpenMM ≥ 7.5, CODATA 2018).
@@ -36,8 +37,8 @@ impl NonbondedEnergy {
 /// One interacting pair with its combined parameters.
 #[derive(Debug, Clone, Copy)]
 struct Pair {
-    i: usize,
-    j: usize,
+    /// Index into [`PairGeometry`]'s pair list.
+    index: usize,
     /// k_e qᵢ qⱼ (already divided by scee for 1-4 pairs).
     qq: f64,
     sigma: f64,
@@ -101,8 +102,7 @@ impl Nonbonded {
                     (1.0, 1.0)
                 };
                 pairs.push(Pair {
-                    i,
-                    j,
+                    index: PairGeometry::index(n, i, j),
                     qq: COULOMB * charges[i] * charges[j] * cs,
                     sigma: 0.5 * (sigma[i] + sigma[j]),
                     four_eps: 4.0 * (eps[i] * eps[j]).sqrt() * ls,
@@ -121,24 +121,25 @@ impl Nonbonded {
 
     /// Energies of one conformation (atoms × 3, nm); adds ∂E/∂x into `grad`.
     pub fn energy_and_grad(&self, x: &[[f64; 3]], grad: &mut [[f64; 3]]) -> NonbondedEnergy {
+        self.energy_and_grad_with(&PairGeometry::new(x, &all_pairs(x.len())), grad)
+    }
+
+    /// As [`Self::energy_and_grad`], from precomputed pair geometry.
+    pub fn energy_and_grad_with(
+        &self,
+        geo: &PairGeometry,
+        grad: &mut [[f64; 3]],
+    ) -> NonbondedEnergy {
         let mut e = NonbondedEnergy::default();
         for p in &self.pairs {
-            let d = [
-                x[p.i][0] - x[p.j][0],
-                x[p.i][1] - x[p.j][1],
-                x[p.i][2] - x[p.j][2],
-            ];
-            let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-            let r = r2.sqrt();
-            let coulomb = p.qq / r;
-            let s6 = (p.sigma * p.sigma / r2).powi(3);
+            let inv_r = geo.inv_r[p.index];
+            let inv_r2 = inv_r * inv_r;
+            let coulomb = p.qq * inv_r;
+            let s2 = p.sigma * p.sigma * inv_r2;
+            let s6 = s2 * s2 * s2;
             let lj = p.four_eps * (s6 * s6 - s6);
-            // dE/dr · 1/r, so that ∂E/∂xᵢ = (dE/dr / r) · d.
-            let de_dr_over_r = (-coulomb - p.four_eps * (12.0 * s6 * s6 - 6.0 * s6)) / r2;
-            for k in 0..3 {
-                grad[p.i][k] += de_dr_over_r * d[k];
-                grad[p.j][k] -= de_dr_over_r * d[k];
-            }
+            let de_dr_over_r = (-coulomb - p.four_eps * (12.0 * s6 * s6 - 6.0 * s6)) * inv_r2;
+            geo.add_radial(p.index, de_dr_over_r, grad);
             if p.is_14 {
                 e.coulomb_14 += coulomb;
                 e.lj_14 += lj;
