@@ -6,11 +6,13 @@
 //! fab eval  --run runs/gmm                      # eval.json + samples.png
 //! fab sample --run runs/gmm -n 10000 --out samples.csv [--ais]
 //! fab plot  --run runs/gmm                      # training curves + samples plot
+//! fab md    --config configs/alanine.ron        # replica-exchange ground truth for alanine dipeptide
 //! ```
 
 mod commands;
 mod components;
 mod config;
+mod md;
 mod observer;
 mod plot;
 
@@ -80,6 +82,19 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Ground-truth MD of alanine dipeptide (temperature replica exchange) from a config's
+    /// `target.ground_truth` section: frames as .npy, φ/ψ, md.json, ramachandran.png.
+    Md {
+        /// Run configuration with target AlanineDipeptide(...), e.g. configs/alanine.ron.
+        #[arg(long)]
+        config: PathBuf,
+        /// Output directory (default: <output.dir>/ground-truth).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override the production length per replica (ps).
+        #[arg(long)]
+        length_ps: Option<f64>,
+    },
     /// Redraw the training-curve plot of a run from its metrics.csv.
     Plot {
         /// Run directory written by `fab train`.
@@ -112,6 +127,11 @@ fn main() -> ExitCode {
             seed,
         } => commands::sample(&run, checkpoint.as_ref(), n, &out, ais, seed),
         Command::Plot { run } => commands::plot_curves(&run),
+        Command::Md {
+            config,
+            out,
+            length_ps,
+        } => md::md(&config, out, length_ps),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

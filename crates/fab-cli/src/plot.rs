@@ -135,3 +135,57 @@ pub fn curves(series: &[(&str, Vec<(f64, f64)>)], path: &Path) -> Result<()> {
     root.present()?;
     Ok(())
 }
+
+/// One Ramachandran panel: a title, (φ, ψ) rows (rad) and optional importance weights.
+pub struct RamachandranPanel<'a> {
+    /// Caption.
+    pub title: &'a str,
+    /// (n, 2) angles in rad.
+    pub phi_psi: ArrayView2<'a, f64>,
+    /// Importance weights (any scale), or `None` for plain samples.
+    pub weights: Option<ndarray::ArrayView1<'a, f64>>,
+}
+
+/// Ramachandran plots side by side: 64 × 64 histograms on [−π, π)², shaded by log density over
+/// 8 nats (white = empty), so the rare φ > 0 basin stays visible next to the dominant β basin.
+pub fn ramachandran(panels: &[RamachandranPanel<'_>], path: &Path) -> Result<()> {
+    use std::f64::consts::PI;
+    register_font()?;
+    let bins = 64;
+    let root = BitMapBackend::new(path, (440 * panels.len() as u32, 440)).into_drawing_area();
+    root.fill(&WHITE)?;
+    for (area, panel) in root.split_evenly((1, panels.len())).iter().zip(panels) {
+        let h = fab_core::histogram::density_2d(panel.phi_psi, panel.weights, bins, (-PI, PI));
+        let max = h.iter().copied().fold(0.0, f64::max);
+        let width = 2.0 * PI / bins as f64;
+        let mut chart = ChartBuilder::on(area)
+            .caption(panel.title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(-PI..PI, -PI..PI)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("φ")
+            .y_desc("ψ")
+            .x_label_formatter(&|v| format!("{v:.1}"))
+            .y_label_formatter(&|v| format!("{v:.1}"))
+            .draw()?;
+        let window = 8.0;
+        chart.draw_series(
+            h.indexed_iter()
+                .filter(|(_, &d)| d > 0.0)
+                .map(|((a, b), &d)| {
+                    let (x, y) = (-PI + a as f64 * width, -PI + b as f64 * width);
+                    let t = ((d / max).ln() + window) / window;
+                    Rectangle::new(
+                        [(x, y), (x + width, y + width)],
+                        shade(0.15 + 0.85 * t).filled(),
+                    )
+                }),
+        )?;
+    }
+    root.present()?;
+    Ok(())
+}

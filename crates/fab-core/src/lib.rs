@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod density;
 pub mod error;
 pub mod flow;
+pub mod histogram;
 pub mod loss;
 pub mod metrics;
 pub mod optim;

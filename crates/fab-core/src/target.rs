@@ -49,6 +49,12 @@ pub trait Target: LogDensity {
         Vec::new()
     }
 
+    /// Rows of a fresh training batch to keep, e.g. dropping the wrong enantiomer of a molecule
+    /// (FAB's chirality filter); `None` keeps every row. Evaluation never filters.
+    fn training_mask(&self, _x: ArrayView2<f64>) -> Option<Vec<bool>> {
+        None
+    }
+
     /// Coordinate pairs worth plotting, with their windows; empty if the target has none.
     fn plot_views(&self) -> Vec<PlotView> {
         Vec::new()

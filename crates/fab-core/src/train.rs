@@ -10,7 +10,7 @@
 
 use std::ops::ControlFlow;
 
-use ndarray::Array1;
+use ndarray::{Array1, Array2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
@@ -21,7 +21,7 @@ use crate::loss::{
 use crate::optim::{Adam, AdamConfig};
 use crate::weights::{ess, log_z_estimate};
 use crate::{
-    AnnealTarget, AnnealedSampler, CountingDensity, FabError, FabRng, Flow, LogDensity,
+    AisBatch, AnnealTarget, AnnealedSampler, CountingDensity, FabError, FabRng, Flow,
     PrioritisedBuffer, Result, StepInfo, Target,
 };
 
@@ -253,7 +253,7 @@ impl Trainer {
         &mut self,
         flow: &dyn Flow,
         sampler: &mut dyn AnnealedSampler,
-        target: &dyn LogDensity,
+        target: &dyn Target,
     ) -> Result<()> {
         let counting = CountingDensity::new(target, self.target_evals);
         let goal = self.goal();
@@ -267,7 +267,8 @@ impl Trainer {
                     true,
                     &mut self.rng,
                 )?;
-                buffer.add(ais.x.view(), ais.log_w.view(), ais.log_q.view())?;
+                let kept = KeptRows::of(target, &ais);
+                buffer.add(kept.x.view(), kept.log_w.view(), kept.log_q.view())?;
             }
         }
         self.target_evals = counting.count();
@@ -318,7 +319,7 @@ impl Trainer {
         &mut self,
         flow: &mut dyn Flow,
         sampler: &mut dyn AnnealedSampler,
-        target: &dyn LogDensity,
+        target: &dyn Target,
     ) -> Result<IterInfo> {
         let counting = CountingDensity::new(target, self.target_evals);
         let ais = sampler.run(
@@ -330,18 +331,19 @@ impl Trainer {
             &mut self.rng,
         )?;
         self.target_evals = counting.count();
+        let kept = KeptRows::of(target, &ais);
 
         let mut steps = Vec::new();
         if self.config.loss == LossKind::FabNoBuffer {
-            let c = no_buffer_coefficients(ais.log_w.view());
-            let g = flow.weighted_nll_grad(ais.x.view(), &mut |_| c.clone())?;
+            let c = no_buffer_coefficients(kept.log_w.view());
+            let g = flow.weighted_nll_grad(kept.x.view(), &mut |_| c.clone())?;
             steps.push(self.apply(flow, g.loss, g.grad)?);
         } else {
             let buffer = self
                 .buffer
                 .as_mut()
                 .ok_or_else(|| FabError::invalid("trainer", "FAB with buffer needs a buffer"))?;
-            buffer.add(ais.x.view(), ais.log_w.view(), ais.log_q.view())?;
+            buffer.add(kept.x.view(), kept.log_w.view(), kept.log_q.view())?;
             if !buffer.can_sample() {
                 return Err(FabError::invalid(
                     "trainer",
@@ -557,6 +559,33 @@ fn mean_of(v: &[f64]) -> f64 {
         f64::NAN
     } else {
         v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// The rows of an AIS batch that enter training after the target's [`Target::training_mask`].
+struct KeptRows {
+    x: Array2<f64>,
+    log_w: Array1<f64>,
+    log_q: Array1<f64>,
+}
+
+impl KeptRows {
+    fn of(target: &dyn Target, ais: &AisBatch) -> Self {
+        match target.training_mask(ais.x.view()) {
+            None => Self {
+                x: ais.x.clone(),
+                log_w: ais.log_w.clone(),
+                log_q: ais.log_q.clone(),
+            },
+            Some(mask) => {
+                let idx: Vec<usize> = (0..mask.len()).filter(|&i| mask[i]).collect();
+                Self {
+                    x: ais.x.select(Axis(0), &idx),
+                    log_w: ais.log_w.select(Axis(0), &idx),
+                    log_q: ais.log_q.select(Axis(0), &idx),
+                }
+            }
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::replica_exchange::ReplicaExchangeConfig;
+
 /// Which target to train on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TargetConfig {
@@ -9,4 +11,52 @@ pub enum TargetConfig {
     Gmm40,
     /// Many Well in an even dimension (32 in the paper: 16 double wells, 2^16 modes).
     ManyWell { dim: usize },
+    /// Alanine dipeptide in OBC1 implicit solvent, in FAB's 60 internal coordinates.
+    AlanineDipeptide(AldpConfig),
+}
+
+/// Settings of the alanine-dipeptide target and of its ground-truth molecular dynamics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AldpConfig {
+    /// Temperature (K); kT = R·T with R = 8.314e-3 kJ/mol/K (fab-torch's value).
+    pub temperature: f64,
+    /// Keep only L-alanine in training batches (FAB's `filter_chirality: train`).
+    pub chirality_filter: bool,
+    /// Replica-exchange MD that produces the ground truth (`fab md`); its `t_min` must equal
+    /// `temperature`.
+    pub ground_truth: ReplicaExchangeConfig,
+}
+
+impl Default for AldpConfig {
+    /// 300 K, chirality filter on, the default replica-exchange run (8 replicas 300–650 K, 20 ns).
+    fn default() -> Self {
+        Self {
+            temperature: 300.0,
+            chirality_filter: true,
+            ground_truth: ReplicaExchangeConfig::default(),
+        }
+    }
+}
+
+impl AldpConfig {
+    /// Checks the settings; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(format!(
+                "target.temperature must be positive, got {}",
+                self.temperature
+            ));
+        }
+        self.ground_truth
+            .validate()
+            .map_err(|e| format!("target.ground_truth.{e}"))?;
+        if (self.ground_truth.t_min - self.temperature).abs() > 1e-9 {
+            return Err(format!(
+                "target.ground_truth.t_min ({}) must equal target.temperature ({})",
+                self.ground_truth.t_min, self.temperature
+            ));
+        }
+        Ok(())
+    }
 }

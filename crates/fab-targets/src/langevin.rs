@@ -38,7 +38,7 @@ pub struct Langevin<'a> {
     config: LangevinConfig,
     /// Mass per coordinate (Da), i.e. each atom's mass repeated 3 times.
     masses: Vec<f64>,
-    potential: &'a dyn Fn(&[f64], &mut [f64]) -> f64,
+    potential: &'a (dyn Fn(&[f64], &mut [f64]) -> f64 + Sync),
 }
 
 impl<'a> Langevin<'a> {
@@ -46,7 +46,7 @@ impl<'a> Langevin<'a> {
     pub fn new(
         config: LangevinConfig,
         atom_masses: &[f64],
-        potential: &'a dyn Fn(&[f64], &mut [f64]) -> f64,
+        potential: &'a (dyn Fn(&[f64], &mut [f64]) -> f64 + Sync),
     ) -> Self {
         let masses = atom_masses.iter().flat_map(|m| [*m; 3]).collect();
         Self {

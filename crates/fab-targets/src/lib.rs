@@ -1,4 +1,5 @@
-//! fab-targets: target densities for FAB benchmarks (GMM-40, Many Well; alanine dipeptide in progress).
+//! fab-targets: target densities for FAB benchmarks (GMM-40, Many Well, alanine dipeptide) and the
+//! molecular dynamics (Langevin, replica exchange) that gives the molecule's ground truth.
 //!
 //! Each target implements [`fab_core::LogDensity`] (batched log p with analytic gradient, parallel
 //! over the batch with rayon) and [`fab_core::Target`] (known log Z, exact samples, own metrics).
@@ -8,8 +9,9 @@ pub mod config;
 pub mod gmm;
 pub mod langevin;
 pub mod many_well;
+pub mod replica_exchange;
 
-pub use config::TargetConfig;
+pub use config::{AldpConfig, TargetConfig};
 pub use gmm::Gmm;
 pub use many_well::ManyWell;
 
@@ -18,5 +20,14 @@ pub fn build(config: &TargetConfig) -> fab_core::Result<Box<dyn fab_core::Target
     match config {
         TargetConfig::Gmm40 => Ok(Box::new(Gmm::paper())),
         TargetConfig::ManyWell { dim } => Ok(Box::new(ManyWell::new(*dim)?)),
+        TargetConfig::AlanineDipeptide(c) => {
+            c.validate()
+                .map_err(|e| fab_core::FabError::invalid("target", e))?;
+            let filter = c.chirality_filter.then(aldp::ChiralityFilter::default);
+            Ok(Box::new(
+                aldp::InternalBoltzmann::alanine_dipeptide(c.temperature)
+                    .with_chirality_filter(filter),
+            ))
+        }
     }
 }

@@ -3,20 +3,27 @@
 //! ∇_z log p from the force-field gradient pulled back through the transform. Batches run in
 //! parallel over conformations with rayon. kT = R·T with boltzgen's R = 8.314e-3 kJ/mol/K.
 
-use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 use fab_core::density::{check_dim, par_rows};
-use fab_core::{LogDensity, Result};
+use fab_core::target::WeightedSamples;
+use fab_core::weights::normalised_weights;
+use fab_core::{LogDensity, Result, Target};
 
 use crate::aldp::cartesian::GAS_CONSTANT;
+use crate::aldp::chirality::ChiralityFilter;
 use crate::aldp::forcefield::ForceField;
+use crate::aldp::ground_truth::BasinPopulations;
 use crate::aldp::internal_coordinates::InternalCoordinates;
+use crate::aldp::ramachandran::phi_psi_of_internal;
 use crate::aldp::regularize::EnergyRegularizer;
 use crate::aldp::vec3::Vec3;
 
 /// Boltzmann density of the force field over internal coordinates.
 #[derive(Debug, Clone)]
 pub struct InternalBoltzmann {
+    /// FAB's L-form filter on training batches, if enabled.
+    chirality: Option<ChiralityFilter>,
     ff: ForceField,
     transform: InternalCoordinates,
     regularizer: EnergyRegularizer,
@@ -47,11 +54,23 @@ impl InternalBoltzmann {
     /// A target from its parts; `kt` in kJ/mol.
     pub fn new(ff: ForceField, transform: InternalCoordinates, kt: f64) -> Self {
         Self {
+            chirality: None,
             ff,
             transform,
             regularizer: EnergyRegularizer::default(),
             kt,
         }
+    }
+
+    /// Enables (or disables) FAB's chirality filter on training batches.
+    pub fn with_chirality_filter(mut self, filter: Option<ChiralityFilter>) -> Self {
+        self.chirality = filter;
+        self
+    }
+
+    /// (φ, ψ) of every row of a batch of internal coordinates, shape (n, 2).
+    pub fn phi_psi(&self, z: ArrayView2<f64>) -> Array2<f64> {
+        phi_psi_of_internal(&self.transform, z)
     }
 
     /// kT in kJ/mol.
@@ -134,5 +153,49 @@ impl LogDensity for InternalBoltzmann {
             self.dim(),
         )?;
         Ok(par_rows(z, Some(grad), |r, g| self.point(r, g)))
+    }
+}
+
+impl Target for InternalBoltzmann {
+    fn name(&self) -> &str {
+        "alanine-dipeptide"
+    }
+
+    fn training_mask(&self, z: ArrayView2<f64>) -> Option<Vec<bool>> {
+        self.chirality.as_ref().and_then(|f| f.training_mask(z))
+    }
+
+    /// Population of the rare φ > 0 basin (raw flow samples, importance-reweighted flow samples,
+    /// reweighted AIS samples) and the fraction of flow samples that are L-alanine.
+    fn extra_metrics(
+        &self,
+        flow: WeightedSamples<'_>,
+        ais: WeightedSamples<'_>,
+    ) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        let flow_angles = self.phi_psi(flow.x);
+        out.push((
+            "phi_positive_flow".into(),
+            BasinPopulations::of(&flow_angles, None).phi_positive,
+        ));
+        let w = normalised_weights(flow.log_w);
+        out.push((
+            "phi_positive_flow_reweighted".into(),
+            BasinPopulations::of(&flow_angles, w.as_slice()).phi_positive,
+        ));
+        if ais.x.nrows() > 0 {
+            let w = normalised_weights(ais.log_w);
+            out.push((
+                "phi_positive_ais_reweighted".into(),
+                BasinPopulations::of(&self.phi_psi(ais.x), w.as_slice()).phi_positive,
+            ));
+        }
+        let filter = ChiralityFilter::default();
+        let l = filter.mask(flow.x).iter().filter(|&&m| m).count();
+        out.push((
+            "l_form_fraction_flow".into(),
+            l as f64 / flow.x.nrows().max(1) as f64,
+        ));
+        out
     }
 }

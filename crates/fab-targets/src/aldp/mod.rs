@@ -8,6 +8,7 @@ pub mod chirality;
 pub mod crd;
 pub mod forcefield;
 pub mod gb_obc;
+pub mod ground_truth;
 pub mod internal_boltzmann;
 pub mod internal_coordinates;
 pub mod nonbonded;
