@@ -11,10 +11,10 @@ use fab_core::{rng::seeded, Flow, LogDensity};
 use fab_flows::spline::SplineConfig;
 use fab_flows::{CircularShift, CouplingFlow, SplineFlowConfig};
 
-fn alanine_flow() -> CouplingFlow {
+fn alanine_flow(n_layers: usize, hidden_units: usize) -> CouplingFlow {
     let config = SplineFlowConfig {
-        n_layers: 12,
-        hidden_units: 256,
+        n_layers,
+        hidden_units,
         hidden_layers: 2,
         init_seed: 0,
         spline: SplineConfig {
@@ -38,7 +38,7 @@ fn alanine_flow() -> CouplingFlow {
 }
 
 fn spline_flow(c: &mut Criterion) {
-    let flow = alanine_flow();
+    let flow = alanine_flow(12, 256);
     let (x, _) = flow.sample(1024, &mut seeded(0)).unwrap();
     let coeff = ndarray::Array1::from_elem(1024, 1.0 / 1024.0);
     c.bench_function(
@@ -57,9 +57,20 @@ fn spline_flow(c: &mut Criterion) {
     );
 }
 
+/// The flow of configs/alanine-quick.ron (8 layers × 64 hidden units) at its batch size 256.
+fn quick_spline_flow(c: &mut Criterion) {
+    let flow = alanine_flow(8, 64);
+    let (x, _) = flow.sample(256, &mut seeded(0)).unwrap();
+    let mut grad = ndarray::Array2::zeros((256, 60));
+    c.bench_function(
+        "alanine_quick_spline_flow_f64_log_prob_and_input_grad_batch256",
+        |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
+    );
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10);
-    targets = spline_flow
+    targets = spline_flow, quick_spline_flow
 }
 criterion_main!(benches);

@@ -1,10 +1,13 @@
 //! Project automation. `cargo xtask reproduce gmm [--quick]` runs the paper's GMM benchmark end to
 //! end: builds the `fab` binary, trains (resuming if a checkpoint exists), evaluates, and writes
-//! `results/<name>/` with results.json, results.md and the plots.
+//! `results/<name>/` with results.json, results.md and the plots. `many-well` compares FAB with the
+//! paper's baselines; `alanine` adds replica-exchange ground truth (cached) and its KL divergences.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+mod alanine;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -22,7 +25,7 @@ enum Cmd {
     Reproduce {
         /// Which benchmark.
         benchmark: Benchmark,
-        /// Short profile (under 15 minutes on 2 cores) instead of the paper's settings.
+        /// Short profile instead of the paper's settings (GMM ~6 min, Many Well ~35 min, alanine < 60 min on 2 cores).
         #[arg(long)]
         quick: bool,
         /// Results directory (default results/<benchmark>[-quick]).
@@ -43,6 +46,8 @@ enum Benchmark {
     Gmm,
     /// The 32-D Many Well, FAB against the paper's baselines.
     ManyWell,
+    /// Alanine dipeptide in implicit solvent against replica-exchange MD ground truth.
+    Alanine,
 }
 
 /// Training objectives (the `training.loss` values of fab-core).
@@ -92,7 +97,7 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd
         .status()
         .with_context(|| format!("cannot start {cmd:?}"))?;
@@ -103,34 +108,35 @@ fn run(cmd: &mut Command) -> Result<()> {
 }
 
 /// Peak memory of a run: the larger of the `fab train` and `fab eval` processes' own peaks.
-fn run_peak_mib(r: &RunResult) -> f64 {
+pub(crate) fn run_peak_mib(r: &RunResult) -> f64 {
     let a = r.summary["peak_rss_mib"].as_f64().unwrap_or(f64::NAN);
     let b = r.metrics["eval_peak_rss_mib"].as_f64().unwrap_or(f64::NAN);
     a.max(b)
 }
 
 /// Outcome of training and evaluating one run directory.
-struct RunResult {
-    metrics: serde_json::Value,
-    summary: serde_json::Value,
-    train_seconds: f64,
-    eval_seconds: f64,
+pub(crate) struct RunResult {
+    pub(crate) metrics: serde_json::Value,
+    pub(crate) summary: serde_json::Value,
+    pub(crate) train_seconds: f64,
+    pub(crate) eval_seconds: f64,
 }
 
-fn read_json(p: &Path) -> Result<serde_json::Value> {
+pub(crate) fn read_json(p: &Path) -> Result<serde_json::Value> {
     let text =
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
     serde_json::from_str(&text).with_context(|| format!("malformed {}", p.display()))
 }
 
 /// Trains (resuming an existing checkpoint) and evaluates one run with the `fab` binary.
-fn train_and_eval(
+pub(crate) fn train_and_eval(
     root: &Path,
     fab: &Path,
     config: &Path,
     run_dir: &Path,
     loss: Option<&str>,
     eval_samples: Option<usize>,
+    eval_args: &[String],
 ) -> Result<RunResult> {
     let started = Instant::now();
     let mut train = Command::new(fab);
@@ -155,6 +161,7 @@ fn train_and_eval(
     if let Some(n) = eval_samples {
         eval.args(["--n-samples", &n.to_string()]);
     }
+    eval.args(eval_args);
     run(&mut eval)?;
     Ok(RunResult {
         metrics: read_json(&run_dir.join("eval.json"))?,
@@ -175,6 +182,7 @@ fn reproduce(
     let name = match benchmark {
         Benchmark::Gmm => "gmm",
         Benchmark::ManyWell => "many-well",
+        Benchmark::Alanine => "alanine",
     };
     let profile = if quick {
         format!("{name}-quick")
@@ -199,7 +207,7 @@ fn reproduce(
     let md = match benchmark {
         Benchmark::Gmm => {
             let run_dir = results.join("run");
-            let r = train_and_eval(&root, &fab, &config, &run_dir, None, eval_samples)?;
+            let r = train_and_eval(&root, &fab, &config, &run_dir, None, eval_samples, &[])?;
             let report = serde_json::json!({
                 "benchmark": name,
                 "profile": profile,
@@ -232,8 +240,15 @@ fn reproduce(
             for m in methods {
                 let run_dir = results.join(m.loss());
                 eprintln!("xtask: {} → {}", m.label(), run_dir.display());
-                let r =
-                    train_and_eval(&root, &fab, &config, &run_dir, Some(m.loss()), eval_samples)?;
+                let r = train_and_eval(
+                    &root,
+                    &fab,
+                    &config,
+                    &run_dir,
+                    Some(m.loss()),
+                    eval_samples,
+                    &[],
+                )?;
                 rows.push(serde_json::json!({
                     "method": m.loss(),
                     "label": m.label(),
@@ -263,6 +278,9 @@ fn reproduce(
             )?;
             comparison_markdown(&report, &profile)
         }
+        Benchmark::Alanine => {
+            alanine::reproduce(&root, &fab, &config, &results, &profile, eval_samples)?
+        }
     };
     std::fs::write(results.join("results.md"), &md)?;
     println!("{md}");
@@ -270,7 +288,7 @@ fn reproduce(
     Ok(())
 }
 
-fn fmt(v: &serde_json::Value, digits: usize) -> String {
+pub(crate) fn fmt(v: &serde_json::Value, digits: usize) -> String {
     v.as_f64()
         .map(|x| format!("{x:.digits$}"))
         .unwrap_or_else(|| "n/a".into())

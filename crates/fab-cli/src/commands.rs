@@ -170,21 +170,42 @@ pub fn eval(
     checkpoint: Option<&PathBuf>,
     n_samples: Option<usize>,
     seed: u64,
+    ground_truth: Option<&Path>,
 ) -> Result<Evaluation> {
     let (config, mut parts) = load_trained(run, checkpoint)?;
+    let truth = match ground_truth {
+        None => None,
+        Some(dir) => {
+            if !matches!(
+                config.target,
+                fab_targets::TargetConfig::AlanineDipeptide(_)
+            ) {
+                bail!(
+                    "--ground-truth is for alanine-dipeptide runs; {} trains on {}",
+                    run.display(),
+                    parts.target.name()
+                );
+            }
+            Some(crate::aldp_eval::GroundTruth::load(dir)?)
+        }
+    };
     let eval_config = EvalConfig {
         n_samples: n_samples.unwrap_or(config.eval.n_samples),
         ..config.eval
     };
     let started = Instant::now();
     let mut rng = fab_core::rng::seeded(seed);
-    let ev = evaluate(
+    let mut ev = evaluate(
         &*parts.flow,
         &mut parts.ais,
         &*parts.target,
         &eval_config,
         &mut rng,
     )?;
+    if let Some(truth) = &truth {
+        let extra = crate::aldp_eval::evaluate(&ev, &*parts.flow, truth, run)?;
+        ev.metrics.extend(extra);
+    }
     let mut out = serde_json::Map::new();
     for (k, v) in &ev.metrics {
         out.insert(k.clone(), serde_json::Value::from(*v));
@@ -237,6 +258,9 @@ pub fn sample(
     } else {
         (batch.x0, batch.flow_log_w)
     };
+    if out.extension().is_some_and(|e| e == "pdb") {
+        return write_pdb(&parts, x.view(), out);
+    }
     let log_q = parts.flow.log_prob(x.view())?;
     let mut w =
         csv::Writer::from_path(out).with_context(|| format!("cannot write {}", out.display()))?;
@@ -255,6 +279,35 @@ pub fn sample(
         if ais { "AIS" } else { "flow" },
         out.display()
     );
+    Ok(())
+}
+
+/// Writes internal-coordinate samples of the alanine-dipeptide target as a multi-model PDB file.
+fn write_pdb(parts: &Components, z: ndarray::ArrayView2<f64>, out: &Path) -> Result<()> {
+    use fab_targets::aldp::{pdb, InternalCoordinates, Prmtop, ALANINE_DIPEPTIDE_PRMTOP};
+    if parts.target.name() != "alanine-dipeptide" {
+        bail!(
+            "PDB output ({}) is for the alanine-dipeptide target, not {}",
+            out.display(),
+            parts.target.name()
+        );
+    }
+    let top = Prmtop::parse(ALANINE_DIPEPTIDE_PRMTOP, "alanine-dipeptide.prmtop")?;
+    let transform = InternalCoordinates::alanine_dipeptide();
+    let frames: Vec<Vec<[f64; 3]>> = z
+        .rows()
+        .into_iter()
+        .map(|row| {
+            let mut x = vec![[0.0; 3]; transform.n_atoms()];
+            transform.to_cartesian(&row.to_vec(), &mut x);
+            x
+        })
+        .collect();
+    let tmp = out.with_extension("pdb.tmp");
+    std::fs::write(&tmp, pdb::to_pdb(&top, &frames))
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("wrote {} conformations to {}", frames.len(), out.display());
     Ok(())
 }
 

@@ -140,6 +140,8 @@ mod tests {
             "gmm-quick.ron",
             "many-well.ron",
             "many-well-quick.ron",
+            "alanine.ron",
+            "alanine-quick.ron",
         ] {
             RunConfig::load(&root.join(name)).unwrap();
         }

@@ -9,6 +9,7 @@
 //! fab md    --config configs/alanine.ron        # replica-exchange ground truth for alanine dipeptide
 //! ```
 
+mod aldp_eval;
 mod commands;
 mod components;
 mod config;
@@ -60,6 +61,10 @@ enum Command {
         /// Seed of the evaluation.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Alanine dipeptide: a `fab md` output directory; adds φ/ψ/Ramachandran KL divergences,
+        /// basin populations, ramachandran.png and phi.png.
+        #[arg(long)]
+        ground_truth: Option<PathBuf>,
     },
     /// Draw samples from a trained flow (and optionally AIS toward p) into a CSV file.
     Sample {
@@ -72,7 +77,8 @@ enum Command {
         /// Number of samples.
         #[arg(short, long, default_value_t = 10_000)]
         n: usize,
-        /// Output CSV (columns x0.., log_q, log_w).
+        /// Output CSV (columns x0.., log_q, log_w), or a .pdb file (alanine dipeptide: one MODEL per
+        /// sample, for molecular viewers).
         #[arg(long)]
         out: PathBuf,
         /// Run AIS toward p from the flow samples and write its samples and weights instead.
@@ -94,6 +100,9 @@ enum Command {
         /// Override the production length per replica (ps).
         #[arg(long)]
         length_ps: Option<f64>,
+        /// Keep a finished run with identical settings already in the output directory.
+        #[arg(long)]
+        reuse: bool,
     },
     /// Redraw the training-curve plot of a run from its metrics.csv.
     Plot {
@@ -117,7 +126,15 @@ fn main() -> ExitCode {
             checkpoint,
             n_samples,
             seed,
-        } => commands::eval(&run, checkpoint.as_ref(), n_samples, seed).map(|_| ()),
+            ground_truth,
+        } => commands::eval(
+            &run,
+            checkpoint.as_ref(),
+            n_samples,
+            seed,
+            ground_truth.as_deref(),
+        )
+        .map(|_| ()),
         Command::Sample {
             run,
             checkpoint,
@@ -131,7 +148,8 @@ fn main() -> ExitCode {
             config,
             out,
             length_ps,
-        } => md::md(&config, out, length_ps),
+            reuse,
+        } => md::md(&config, out, length_ps, reuse),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -56,13 +56,38 @@ where
     Ok(())
 }
 
-/// `fab md`: runs the config's replica exchange and writes the frames into `out`.
-pub fn md(config_path: &Path, out: Option<PathBuf>, length_ps: Option<f64>) -> Result<()> {
+/// Whether `out` holds a finished run with exactly the settings `md` (the cache key).
+pub fn is_cached(md: &ReplicaExchangeConfig, out: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(out.join(MD_SUMMARY)) else {
+        return false;
+    };
+    let Ok(summary) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    let same = serde_json::to_value(md).is_ok_and(|v| v == summary["settings"]);
+    same && summary["complete"] == serde_json::Value::Bool(true)
+}
+
+/// `fab md`: runs the config's replica exchange and writes the frames into `out`; with `reuse`,
+/// a finished run with identical settings already in `out` is kept instead.
+pub fn md(
+    config_path: &Path,
+    out: Option<PathBuf>,
+    length_ps: Option<f64>,
+    reuse: bool,
+) -> Result<()> {
     let config = RunConfig::load(config_path)?;
     let md = ground_truth_config(&config, length_ps)
         .with_context(|| format!("invalid config {}", config_path.display()))?;
     crate::commands::set_threads(&config);
     let out = out.unwrap_or_else(|| config.output.dir.join("ground-truth"));
+    if reuse && is_cached(&md, &out) {
+        eprintln!(
+            "reusing the ground truth in {} (same settings)",
+            out.display()
+        );
+        return Ok(());
+    }
     run(&md, &out)
 }
 

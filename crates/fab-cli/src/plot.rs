@@ -189,3 +189,60 @@ pub fn ramachandran(panels: &[RamachandranPanel<'_>], path: &Path) -> Result<()>
     root.present()?;
     Ok(())
 }
+
+/// Densities overlaid in one panel with a legend, on a log scale so small basins stay visible
+/// (zero-density points are left out).
+pub fn overlaid_densities(
+    series: &[(&str, Vec<(f64, f64)>)],
+    x_desc: &str,
+    path: &Path,
+) -> Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(path, (720, 440)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let points: Vec<&(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.1.iter())
+        .filter(|p| p.0.is_finite() && p.1 > 0.0)
+        .collect();
+    if points.is_empty() {
+        return Err(anyhow!("nothing to plot"));
+    }
+    let (x0, x1) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    let y1 = points.iter().map(|p| p.1).fold(0.0, f64::max) * 2.0;
+    let y0 = (y1 * 1e-5).max(points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min));
+    let mut chart = ChartBuilder::on(&root)
+        .margin(15)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, (y0..y1).log_scale())?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(x_desc)
+        .y_desc("density")
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()?;
+    let colours = [BLACK, BLUE, RED, GREEN, MAGENTA];
+    for (k, (name, pts)) in series.iter().enumerate() {
+        let colour = colours[k % colours.len()];
+        let line: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.1 > 0.0).collect();
+        chart
+            .draw_series(LineSeries::new(line, colour.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -13,6 +13,7 @@ pub mod internal_boltzmann;
 pub mod internal_coordinates;
 pub mod nonbonded;
 pub mod pair_geometry;
+pub mod pdb;
 pub mod prmtop;
 pub mod ramachandran;
 pub mod regularize;

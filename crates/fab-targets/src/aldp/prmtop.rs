@@ -69,6 +69,10 @@ pub struct Dihedral {
 pub struct Prmtop {
     /// Atom names (`ATOM_NAME`).
     pub atom_names: Vec<String>,
+    /// Residue names (`RESIDUE_LABEL`), e.g. ACE, ALA, NME.
+    pub residue_labels: Vec<String>,
+    /// Residue index of each atom (from `RESIDUE_POINTER`).
+    pub residue_of: Vec<usize>,
     /// Amber atom types (`AMBER_ATOM_TYPE`).
     pub atom_types: Vec<String>,
     /// Charges in Amber's internal units (e × 18.2223).
@@ -265,6 +269,15 @@ impl Prmtop {
         };
         let atom_names = names("ATOM_NAME")?;
         let atom_types = names("AMBER_ATOM_TYPE")?;
+        let n_residues = pointer(11)?;
+        let residue_labels = r.fields("RESIDUE_LABEL")?;
+        r.check_len("RESIDUE_LABEL", residue_labels.len(), n_residues)?;
+        let starts = r.ints("RESIDUE_POINTER", n_residues)?;
+        let mut residue_of = vec![0; n_atoms];
+        for (k, &start) in starts.iter().enumerate() {
+            let first = r.param("RESIDUE_POINTER", start, n_atoms)?;
+            residue_of[first..].iter_mut().for_each(|v| *v = k);
+        }
         let charges = r.reals("CHARGE", n_atoms)?;
         let masses = r.reals("MASS", n_atoms)?;
         let lj_type = r
@@ -363,6 +376,8 @@ impl Prmtop {
         }
         Ok(Self {
             atom_names,
+            residue_labels,
+            residue_of,
             atom_types,
             charges,
             masses,

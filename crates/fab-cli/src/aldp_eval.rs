@@ -1,0 +1,185 @@
+//! Alanine-dipeptide evaluation against ground-truth MD, as fab-torch's `evaluate_aldp`:
+//! KL divergences KL(ground truth ‖ model) of the φ and ψ marginals (200 bins on [−π, π)) and of
+//! the Ramachandran histogram (64 × 64), for plain flow samples, importance-reweighted flow samples
+//! and reweighted AIS samples; the population of the rare φ > 0 basin; the flow's mean log q on the
+//! ground-truth frames; plots ramachandran.png (side by side) and phi.png (φ marginals overlaid).
+
+use std::f64::consts::PI;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2};
+
+use fab_core::histogram::{density_1d, density_2d, kl_divergence};
+use fab_core::metrics::Evaluation;
+use fab_core::weights::normalised_weights;
+use fab_core::Flow;
+use fab_targets::aldp::ground_truth::BasinPopulations;
+use fab_targets::aldp::ramachandran::phi_psi_of_internal;
+use fab_targets::aldp::InternalCoordinates;
+
+use crate::md::MD_SUMMARY;
+use crate::plot::{ramachandran, RamachandranPanel};
+
+/// Ground-truth frames read from a `fab md` output directory.
+pub struct GroundTruth {
+    /// (n, 60) internal coordinates.
+    pub z: Array2<f64>,
+    /// (n, 2) φ, ψ in rad.
+    pub phi_psi: Array2<f64>,
+}
+
+fn read_npy2(path: &Path, cols: usize) -> Result<Array2<f64>> {
+    let a: Array2<f64> = ndarray_npy::read_npy(path).with_context(|| {
+        format!(
+            "cannot read {} as an (n, {cols}) float64 array",
+            path.display()
+        )
+    })?;
+    if a.ncols() != cols || a.nrows() == 0 {
+        bail!(
+            "{}: shape {:?}, expected (n > 0, {cols})",
+            path.display(),
+            a.shape()
+        );
+    }
+    Ok(a)
+}
+
+impl GroundTruth {
+    /// Reads `frames_z.npy` and `phi_psi.npy` of a finished `fab md` run.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.join(MD_SUMMARY).exists() {
+            bail!(
+                "{} has no {MD_SUMMARY}: not a finished `fab md` run (run `fab md --config …` first)",
+                dir.display()
+            );
+        }
+        let z = read_npy2(&dir.join("frames_z.npy"), 60)?;
+        let phi_psi = read_npy2(&dir.join("phi_psi.npy"), 2)?;
+        if z.nrows() != phi_psi.nrows() {
+            bail!(
+                "{}: frames_z.npy and phi_psi.npy have different lengths",
+                dir.display()
+            );
+        }
+        Ok(Self { z, phi_psi })
+    }
+}
+
+/// The three KL divergences of one sample set against the ground truth.
+fn klds(
+    truth: ArrayView2<f64>,
+    model: ArrayView2<f64>,
+    weights: Option<ArrayView1<f64>>,
+) -> [f64; 3] {
+    let range = (-PI, PI);
+    let mut out = [0.0; 3];
+    for (k, col) in [0usize, 1].into_iter().enumerate() {
+        let p = density_1d(truth.column(col), None, 200, range);
+        let q = density_1d(model.column(col), weights, 200, range);
+        out[k] = kl_divergence(p.iter(), q.iter(), 2.0 * PI / 200.0);
+    }
+    let p = density_2d(truth, None, 64, range);
+    let q = density_2d(model, weights, 64, range);
+    out[2] = kl_divergence(p.iter(), q.iter(), (2.0 * PI / 64.0).powi(2));
+    out
+}
+
+/// Computes the alanine metrics of an evaluation and writes the plots into `run`.
+pub fn evaluate(
+    ev: &Evaluation,
+    flow: &dyn Flow,
+    truth: &GroundTruth,
+    run: &Path,
+) -> Result<Vec<(String, f64)>> {
+    let transform = InternalCoordinates::alanine_dipeptide();
+    let flow_angles = phi_psi_of_internal(&transform, ev.flow_x.view());
+    let ais_angles = phi_psi_of_internal(&transform, ev.ais_x.view());
+    let w_flow = normalised_weights(ev.flow_log_w.view());
+    let w_ais = normalised_weights(ev.ais_log_w.view());
+    let gt = truth.phi_psi.view();
+    let mut m = Vec::new();
+    let sets: [(&str, ArrayView2<f64>, Option<ArrayView1<f64>>); 3] = [
+        ("flow", flow_angles.view(), None),
+        ("flow_reweighted", flow_angles.view(), Some(w_flow.view())),
+        ("ais_reweighted", ais_angles.view(), Some(w_ais.view())),
+    ];
+    for (name, angles, w) in &sets {
+        let [phi, psi, rama] = klds(gt, *angles, *w);
+        m.push((format!("kld_phi_{name}"), phi));
+        m.push((format!("kld_psi_{name}"), psi));
+        m.push((format!("kld_ramachandran_{name}"), rama));
+        let pops = BasinPopulations::of(&angles.to_owned(), w.and_then(|w| w.to_slice()));
+        m.push((format!("population_phi_positive_{name}"), pops.phi_positive));
+        m.push((format!("population_alpha_r_{name}"), pops.alpha_r));
+    }
+    let pops = BasinPopulations::of(&truth.phi_psi, None);
+    m.push((
+        "population_phi_positive_ground_truth".into(),
+        pops.phi_positive,
+    ));
+    m.push(("population_alpha_r_ground_truth".into(), pops.alpha_r));
+    m.push(("ground_truth_frames".into(), truth.z.nrows() as f64));
+    // Mean log q of (up to 10,000 evenly spaced) ground-truth frames under the flow.
+    let stride = (truth.z.nrows() / 10_000).max(1);
+    let test = truth.z.slice(s![..;stride, ..]).to_owned();
+    let log_q: Array1<f64> = flow.log_prob(test.view())?;
+    let finite: Vec<f64> = log_q.iter().copied().filter(|v| v.is_finite()).collect();
+    m.push((
+        "test_mean_log_q_ground_truth".into(),
+        finite.iter().sum::<f64>() / finite.len().max(1) as f64,
+    ));
+
+    ramachandran(
+        &[
+            RamachandranPanel {
+                title: "ground truth (MD)",
+                phi_psi: gt,
+                weights: None,
+            },
+            RamachandranPanel {
+                title: "flow",
+                phi_psi: flow_angles.view(),
+                weights: None,
+            },
+            RamachandranPanel {
+                title: "flow, reweighted",
+                phi_psi: flow_angles.view(),
+                weights: Some(w_flow.view()),
+            },
+            RamachandranPanel {
+                title: "AIS, reweighted",
+                phi_psi: ais_angles.view(),
+                weights: Some(w_ais.view()),
+            },
+        ],
+        &run.join("ramachandran.png"),
+    )?;
+    let bins = 100;
+    let width = 2.0 * PI / bins as f64;
+    let curve = |angles: ArrayView2<f64>, w: Option<ArrayView1<f64>>| -> Vec<(f64, f64)> {
+        density_1d(angles.column(0), w, bins, (-PI, PI))
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (-PI + (i as f64 + 0.5) * width, *d))
+            .collect()
+    };
+    crate::plot::overlaid_densities(
+        &[
+            ("ground truth", curve(gt, None)),
+            ("flow", curve(flow_angles.view(), None)),
+            (
+                "flow, reweighted",
+                curve(flow_angles.view(), Some(w_flow.view())),
+            ),
+            (
+                "AIS, reweighted",
+                curve(ais_angles.view(), Some(w_ais.view())),
+            ),
+        ],
+        "φ (rad)",
+        &run.join("phi.png"),
+    )?;
+    Ok(m)
+}
