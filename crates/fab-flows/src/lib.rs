@@ -15,6 +15,8 @@ pub mod config;
 pub mod coupling_flow;
 pub mod linear;
 pub mod realnvp;
+pub mod rq_kernel;
+pub mod rq_knots;
 pub mod spline;
 pub mod spline_flow;
 pub mod split;

@@ -129,7 +129,7 @@ impl CouplingFlow {
                         name.to_string(),
                         SplinePart {
                             subset: Subset::new(&dev, trans.len(), &idx),
-                            consts: SplineConsts::new(&dev, *c, want_circular),
+                            consts: SplineConsts::new(*c, want_circular),
                             head: Linear::zeros(&dev, n_in, idx.len() * p),
                             width: idx.len(),
                             n_params: p,

@@ -17,7 +17,7 @@ fn setup(circular: bool, rows: usize, seed: u64) -> (Cpu, SplineConsts, Vec<f64>
         bound: 3.0,
         ..Default::default()
     };
-    let consts = SplineConsts::new(&dev, config, circular);
+    let consts = SplineConsts::new(config, circular);
     let mut rng = seeded(seed);
     let p = n_params(K, circular);
     let normal = Normal::new(0.0, 1.0).unwrap();
