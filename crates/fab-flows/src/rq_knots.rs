@@ -23,11 +23,11 @@ fn softmax(u: &[f64], out: &mut [f64]) {
 
 /// softplus(v) = ln(1 + eᵛ) without overflow, and its derivative σ(v).
 fn softplus(v: f64) -> (f64, f64) {
-    let value = v.max(0.0) + (-v.abs()).exp().ln_1p();
+    let e = (-v.abs()).exp();
+    let value = v.max(0.0) + e.ln_1p();
     let sigmoid = if v >= 0.0 {
-        1.0 / (1.0 + (-v).exp())
+        1.0 / (1.0 + e)
     } else {
-        let e = v.exp();
         e / (1.0 + e)
     };
     (value, sigmoid)
