@@ -16,9 +16,10 @@
 use std::f64::consts::PI;
 
 use dfdx::prelude::*;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 
 use fab_core::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
 use fab_core::{FabError, FabRng, Flow, LogDensity, Result};
@@ -408,23 +409,68 @@ impl LogDensity for CouplingFlow {
 
     fn log_prob(&self, x: ArrayView2<f64>) -> Result<Array1<f64>> {
         self.check("flow log_prob", &x)?;
-        Ok(Array1::from(self.log_q(self.to_tensor(x)).as_vec()))
+        let mut out = Array1::zeros(x.nrows());
+        par_chunks(x, None, out.view_mut(), &|x, mut lq, _| {
+            lq.assign(&Array1::from(self.log_q(self.to_tensor(x)).as_vec()));
+        });
+        Ok(out)
     }
 
     fn log_prob_and_grad(
         &self,
         x: ArrayView2<f64>,
-        mut grad: ArrayViewMut2<f64>,
+        grad: ArrayViewMut2<f64>,
     ) -> Result<Array1<f64>> {
         self.check("flow log_prob_and_grad", &x)?;
-        let xt = self.to_tensor(x);
-        let lq = self.log_q(xt.leaky_trace());
-        let values = Array1::from(lq.as_vec());
-        let grads = lq.sum::<(), _>().backward();
-        let g = grads.get(&xt).as_vec();
-        grad.iter_mut().zip(g).for_each(|(dst, v)| *dst = v);
-        Ok(values)
+        let mut out = Array1::zeros(x.nrows());
+        par_chunks(x, Some(grad), out.view_mut(), &|x, mut lq, grad| {
+            let xt = self.to_tensor(x);
+            let q = self.log_q(xt.leaky_trace());
+            lq.assign(&Array1::from(q.as_vec()));
+            let grads = q.sum::<(), _>().backward();
+            let g = grads.get(&xt).as_vec();
+            if let Some(mut grad) = grad {
+                grad.iter_mut().zip(g).for_each(|(dst, v)| *dst = v);
+            }
+        });
+        Ok(out)
     }
+}
+
+/// Rows per chunk below which a batch is not split.
+const MIN_CHUNK_ROWS: usize = 64;
+
+/// Runs `f` on row chunks of `x` (with the matching rows of `grad` and `out`) in parallel, one
+/// chunk per rayon thread. dfdx runs element-wise ops on one thread, so splitting the batch is
+/// what puts a second core to work on the flow; rows are independent, so results do not depend
+/// on the chunking beyond GEMM rounding.
+fn par_chunks(
+    x: ArrayView2<f64>,
+    grad: Option<ArrayViewMut2<f64>>,
+    out: ArrayViewMut1<f64>,
+    f: &(dyn Fn(ArrayView2<f64>, ArrayViewMut1<f64>, Option<ArrayViewMut2<f64>>) + Sync),
+) {
+    let n = x.nrows();
+    let chunks = rayon::current_num_threads().min(n / MIN_CHUNK_ROWS).max(1);
+    if chunks == 1 {
+        return f(x, out, grad);
+    }
+    let size = n.div_ceil(chunks);
+    let xs: Vec<ArrayView2<f64>> = x.axis_chunks_iter(ndarray::Axis(0), size).collect();
+    let mut out = out;
+    let outs: Vec<ArrayViewMut1<f64>> = out.axis_chunks_iter_mut(ndarray::Axis(0), size).collect();
+    let mut grad = grad;
+    let grads: Vec<Option<ArrayViewMut2<f64>>> = match grad.as_mut() {
+        Some(g) => g
+            .axis_chunks_iter_mut(ndarray::Axis(0), size)
+            .map(Some)
+            .collect(),
+        None => (0..xs.len()).map(|_| None).collect(),
+    };
+    xs.into_par_iter()
+        .zip(outs)
+        .zip(grads)
+        .for_each(|((x, o), g)| f(x, o, g));
 }
 
 impl Flow for CouplingFlow {

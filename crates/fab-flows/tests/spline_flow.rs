@@ -252,3 +252,37 @@ fn random_circular_shifts_are_reproducible_and_keep_the_flow_invertible() {
         i.forward(x.view()).unwrap().0
     );
 }
+
+/// Large batches are split across rayon threads: the result must equal row-by-row evaluation.
+#[test]
+fn batched_evaluation_on_a_two_thread_pool_equals_row_by_row() {
+    let flow = perturbed(0.3);
+    let (x, _) = flow.sample(300, &mut seeded(9)).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let (lq, grad) = pool.install(|| {
+        let mut grad = Array2::zeros(x.raw_dim());
+        let lq = flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap();
+        assert_eq!(flow.log_prob(x.view()).unwrap(), lq);
+        (lq, grad)
+    });
+    for i in (0..300).step_by(37) {
+        let row = x.slice(ndarray::s![i..i + 1, ..]);
+        let mut g = Array2::zeros(row.raw_dim());
+        let l = flow.log_prob_and_grad(row, g.view_mut()).unwrap();
+        assert!(
+            (l[0] - lq[i]).abs() < 1e-10,
+            "row {i}: {} vs {}",
+            l[0],
+            lq[i]
+        );
+        for k in 0..DIM {
+            assert!(
+                (g[[0, k]] - grad[[i, k]]).abs() < 1e-9,
+                "row {i} coordinate {k}"
+            );
+        }
+    }
+}
