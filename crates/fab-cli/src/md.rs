@@ -91,6 +91,36 @@ pub fn md(
     run(&md, &out)
 }
 
+/// Convergence check (spec aldp-target.md §7.3): KL(first half ‖ second half) of the φ, ψ and
+/// Ramachandran histograms and the basin populations of each half. The KL values are a floor for
+/// any model comparison against these frames.
+fn half_comparison(phi_psi: &ndarray::Array2<f64>) -> serde_json::Value {
+    use fab_core::histogram::{density_1d, density_2d, kl_divergence};
+    use std::f64::consts::PI;
+    let n = phi_psi.nrows() / 2;
+    if n == 0 {
+        return serde_json::Value::Null;
+    }
+    let (a, b) = (
+        phi_psi.slice(ndarray::s![..n, ..]),
+        phi_psi.slice(ndarray::s![n..2 * n, ..]),
+    );
+    let kl1 = |col: usize| {
+        let p = density_1d(a.column(col), None, 200, (-PI, PI));
+        let q = density_1d(b.column(col), None, 200, (-PI, PI));
+        kl_divergence(p.iter(), q.iter(), 2.0 * PI / 200.0)
+    };
+    let p = density_2d(a, None, 64, (-PI, PI));
+    let q = density_2d(b, None, 64, (-PI, PI));
+    serde_json::json!({
+        "kld_phi": kl1(0),
+        "kld_psi": kl1(1),
+        "kld_ramachandran": kl_divergence(p.iter(), q.iter(), (2.0 * PI / 64.0).powi(2)),
+        "populations_first_half": BasinPopulations::of(&a.to_owned(), None),
+        "populations_second_half": BasinPopulations::of(&b.to_owned(), None),
+    })
+}
+
 /// Runs replica exchange with settings `md` and writes the results into `out`.
 pub fn run(md: &ReplicaExchangeConfig, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -150,6 +180,7 @@ pub fn run(md: &ReplicaExchangeConfig, out: &Path) -> Result<()> {
         &out.join("ramachandran.png"),
     )?;
     let pops = BasinPopulations::of(&frames.phi_psi, None);
+    let halves = half_comparison(&frames.phi_psi);
     let n = frames.energy.len().max(1) as f64;
     let mean = frames.energy.sum() / n;
     let std = (frames.energy.mapv(|e| (e - mean) * (e - mean)).sum() / n).sqrt();
@@ -162,6 +193,7 @@ pub fn run(md: &ReplicaExchangeConfig, out: &Path) -> Result<()> {
         "temperatures_k": temps,
         "exchange_acceptance": acceptance,
         "populations": pops,
+        "halves": halves,
         "energy_mean_kj_per_mol": mean,
         "energy_std_kj_per_mol": std,
         "force_evaluations": steps_per_replica * md.n_replicas as f64,
