@@ -230,13 +230,20 @@ pub fn overlaid_densities(
     let colours = [BLACK, BLUE, RED, GREEN, MAGENTA];
     for (k, (name, pts)) in series.iter().enumerate() {
         let colour = colours[k % colours.len()];
-        let line: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.1 > 0.0).collect();
-        chart
-            .draw_series(LineSeries::new(line, colour.stroke_width(2)))?
-            .label(*name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
+        // Bins with no mass (or below the plotted range) break the line instead of being bridged.
+        let runs: Vec<Vec<(f64, f64)>> = pts
+            .split(|p| !(p.1 >= y0))
+            .filter(|run| !run.is_empty())
+            .map(|run| run.to_vec())
+            .collect();
+        for (r, run) in runs.into_iter().enumerate() {
+            let drawn = chart.draw_series(LineSeries::new(run, colour.stroke_width(2)))?;
+            if r == 0 {
+                drawn.label(*name).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+            }
+        }
     }
     chart
         .configure_series_labels()
