@@ -29,8 +29,9 @@ fn quick_flow(target: &InternalBoltzmann) -> CouplingFlow {
         spline: SplineConfig::default(),
         circular: target.transform().circular_indices(),
         circular_shift: CircularShift::Random,
+        ..Default::default()
     };
-    CouplingFlow::spline(60, &config).unwrap()
+    CouplingFlow::<f64>::spline(60, &config).unwrap()
 }
 
 fn target() -> InternalBoltzmann {

@@ -13,7 +13,7 @@ use fab_targets::Gmm;
 
 fn fab_iteration(c: &mut Criterion) {
     let target = Gmm::paper();
-    let mut flow = CouplingFlow::real_nvp(2, &RealNvpConfig::default()).unwrap();
+    let mut flow = CouplingFlow::<f64>::real_nvp(2, &RealNvpConfig::default()).unwrap();
     let mut ais = Ais::new(AisConfig::default()).unwrap();
     let mut trainer = Trainer::new(TrainConfig::default(), &flow).unwrap();
     trainer.fill_buffer(&flow, &mut ais, &target).unwrap();
@@ -23,7 +23,7 @@ fn fab_iteration(c: &mut Criterion) {
 }
 
 fn flow_passes(c: &mut Criterion) {
-    let flow = CouplingFlow::real_nvp(2, &RealNvpConfig::default()).unwrap();
+    let flow = CouplingFlow::<f64>::real_nvp(2, &RealNvpConfig::default()).unwrap();
     let mut rng = seeded(0);
     let (x, _) = flow.sample(128, &mut rng).unwrap();
     let coeff = ndarray::Array1::from_elem(128, 1.0 / 128.0);

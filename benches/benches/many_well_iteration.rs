@@ -19,11 +19,12 @@ const FLOW: RealNvpConfig = RealNvpConfig {
     hidden_units_per_dim: 4,
     hidden_layers: 2,
     init_seed: 0,
+    precision: fab_flows::Precision::F64,
 };
 
 fn fab_iteration(c: &mut Criterion) {
     let target = ManyWell::new(32).unwrap();
-    let mut flow = CouplingFlow::real_nvp(32, &FLOW).unwrap();
+    let mut flow = CouplingFlow::<f64>::real_nvp(32, &FLOW).unwrap();
     let mut ais = Ais::new(AisConfig {
         n_intermediate: 4,
         kernel: KernelConfig::Hmc {
@@ -64,7 +65,7 @@ fn fab_iteration(c: &mut Criterion) {
 }
 
 fn flow_passes(c: &mut Criterion) {
-    let flow = CouplingFlow::real_nvp(32, &FLOW).unwrap();
+    let flow = CouplingFlow::<f64>::real_nvp(32, &FLOW).unwrap();
     let (x, _) = flow.sample(2048, &mut seeded(0)).unwrap();
     let mut grad = ndarray::Array2::zeros((2048, 32));
     c.bench_function("realnvp8x128_log_prob_and_input_grad_batch2048", |b| {

@@ -1,17 +1,21 @@
 //! Criterion benchmark of the paper's alanine-dipeptide flow shape: 60 dimensions, 12 rational-
 //! quadratic spline coupling layers with 256 hidden units and 8 bins, circular splines on 12 of
-//! the coordinates, batch 1024, f64: forward + backward of the weighted NLL (one training step's
-//! gradient), and log q with its input gradient (one HMC evaluation).
+//! the coordinates, batch 1024, in f64 and in f32: forward + backward of the weighted NLL (one
+//! training step's gradient), and log q with its input gradient (one HMC evaluation).
 //!
-//! Run: `cargo bench -p fab-benches --bench spline_flow`.
+//! Run: `cargo bench -p fab-benches --bench spline_flow` (`RAYON_NUM_THREADS=1` for one thread).
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use dfdx::prelude::{Cpu, Device};
 
 use fab_core::{rng::seeded, Flow, LogDensity};
 use fab_flows::spline::SplineConfig;
-use fab_flows::{CircularShift, CouplingFlow, SplineFlowConfig};
+use fab_flows::{CircularShift, CouplingFlow, Real, SplineFlowConfig};
 
-fn alanine_flow(n_layers: usize, hidden_units: usize) -> CouplingFlow {
+fn alanine_flow<E: Real>(n_layers: usize, hidden_units: usize) -> CouplingFlow<E>
+where
+    Cpu: Device<E>,
+{
     let config = SplineFlowConfig {
         n_layers,
         hidden_units,
@@ -24,8 +28,9 @@ fn alanine_flow(n_layers: usize, hidden_units: usize) -> CouplingFlow {
         },
         circular: (48..60).collect(),
         circular_shift: CircularShift::Random,
+        ..Default::default()
     };
-    let mut flow = CouplingFlow::spline(60, &config).unwrap();
+    let mut flow = CouplingFlow::<E>::spline(60, &config).unwrap();
     // Move off the identity so the splines do real work.
     let p: Vec<f64> = flow
         .params()
@@ -37,12 +42,16 @@ fn alanine_flow(n_layers: usize, hidden_units: usize) -> CouplingFlow {
     flow
 }
 
-fn spline_flow(c: &mut Criterion) {
-    let flow = alanine_flow(12, 256);
+/// Both benchmarks of the paper shape in float type `E`, named with `tag`.
+fn paper_shape<E: Real>(c: &mut Criterion, tag: &str)
+where
+    Cpu: Device<E>,
+{
+    let flow = alanine_flow::<E>(12, 256);
     let (x, _) = flow.sample(1024, &mut seeded(0)).unwrap();
     let coeff = ndarray::Array1::from_elem(1024, 1.0 / 1024.0);
     c.bench_function(
-        "alanine_spline_flow_f64_forward_backward_params_batch1024",
+        &format!("alanine_spline_flow_{tag}_forward_backward_params_batch1024"),
         |b| {
             b.iter(|| {
                 flow.weighted_nll_grad(x.view(), &mut |_| coeff.clone())
@@ -52,18 +61,28 @@ fn spline_flow(c: &mut Criterion) {
     );
     let mut grad = ndarray::Array2::zeros((1024, 60));
     c.bench_function(
-        "alanine_spline_flow_f64_log_prob_and_input_grad_batch1024",
+        &format!("alanine_spline_flow_{tag}_log_prob_and_input_grad_batch1024"),
         |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
     );
 }
 
+fn spline_flow(c: &mut Criterion) {
+    paper_shape::<f64>(c, "f64");
+    paper_shape::<f32>(c, "f32");
+}
+
 /// The flow of configs/alanine-quick.ron (8 layers × 64 hidden units) at its batch size 256.
 fn quick_spline_flow(c: &mut Criterion) {
-    let flow = alanine_flow(8, 64);
+    let flow = alanine_flow::<f64>(8, 64);
     let (x, _) = flow.sample(256, &mut seeded(0)).unwrap();
     let mut grad = ndarray::Array2::zeros((256, 60));
     c.bench_function(
         "alanine_quick_spline_flow_f64_log_prob_and_input_grad_batch256",
+        |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
+    );
+    let flow = alanine_flow::<f32>(8, 64);
+    c.bench_function(
+        "alanine_quick_spline_flow_f32_log_prob_and_input_grad_batch256",
         |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
     );
 }

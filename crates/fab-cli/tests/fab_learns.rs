@@ -86,13 +86,14 @@ impl Target for TwoModes {
 
 fn train(loss: LossKind, kernel: KernelConfig, init_step: f64, iterations: u64) -> (f64, f64) {
     let target = TwoModes;
-    let mut flow = CouplingFlow::real_nvp(
+    let mut flow = CouplingFlow::<f64>::real_nvp(
         2,
         &RealNvpConfig {
             n_layers: 6,
             hidden_units_per_dim: 16,
             hidden_layers: 2,
             init_seed: 0,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -1,4 +1,4 @@
-//! Coupling flows in f64 on dfdx: a stack of coupling layers over a base distribution.
+//! Coupling flows on dfdx, in f64 or f32: a stack of coupling layers over a base distribution.
 //!
 //! Each layer keeps its conditioning coordinates h_c and transforms the others elementwise with
 //! parameters from an MLP of h_c (ReLU hidden layers, zero-initialised output heads, so every layer
@@ -25,12 +25,10 @@ use fab_core::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
 use fab_core::{FabError, FabRng, Flow, LogDensity, Result};
 
 use crate::linear::Linear;
+use crate::real::{Real, M, V};
 use crate::spline::{Direction, SplineConsts};
 use crate::split::{Split, Subset};
 use crate::tape::dup2;
-
-pub(crate) type M<T = NoneTape> = Tensor<(usize, usize), f64, Cpu, T>;
-pub(crate) type V<T = NoneTape> = Tensor<(usize,), f64, Cpu, T>;
 
 /// ½ ln 2π.
 const HALF_LOG_2PI: f64 = 0.918_938_533_204_672_7;
@@ -41,56 +39,57 @@ const LOG_SCALE_BOUND: f64 = std::f64::consts::LN_10;
 
 /// A spline applied to one subset of a layer's transformed coordinates.
 #[derive(Debug, Clone)]
-pub(crate) struct SplinePart {
+pub(crate) struct SplinePart<E: Real> {
     /// Picks the subset out of the transformed coordinates (and puts it back).
-    pub(crate) subset: Subset,
+    pub(crate) subset: Subset<E>,
     pub(crate) consts: SplineConsts,
-    pub(crate) head: Linear,
+    pub(crate) head: Linear<E>,
     pub(crate) width: usize,
     pub(crate) n_params: usize,
 }
 
 /// The elementwise transform of a coupling layer.
 #[derive(Debug, Clone)]
-pub(crate) enum Transform {
+pub(crate) enum Transform<E: Real> {
     /// Affine: shift and log-scale heads.
-    Affine { shift: Linear, scale: Linear },
+    Affine { shift: Linear<E>, scale: Linear<E> },
     /// Splines: up to two parts (linear-tail and circular) of the transformed coordinates.
-    Spline { parts: Vec<(String, SplinePart)> },
+    Spline { parts: Vec<(String, SplinePart<E>)> },
 }
 
 /// One coupling layer.
 #[derive(Debug, Clone)]
-pub(crate) struct Coupling {
-    pub(crate) split: Split,
-    pub(crate) hidden: Vec<Linear>,
-    pub(crate) transform: Transform,
+pub(crate) struct Coupling<E: Real> {
+    pub(crate) split: Split<E>,
+    pub(crate) hidden: Vec<Linear<E>>,
+    pub(crate) transform: Transform<E>,
     /// Fixed circular shift applied after the layer (sampling direction) to circular coordinates.
     pub(crate) shift_after: Option<f64>,
 }
 
-/// A coupling flow on R^d (with some circular coordinates) in f64.
+/// A coupling flow on R^d (with some circular coordinates), computing in float type `E` (f64 by
+/// default, or f32) behind the f64 [`Flow`] API.
 #[derive(Debug, Clone)]
-pub struct CouplingFlow {
+pub struct CouplingFlow<E: Real = f64> {
     pub(crate) dev: Cpu,
     pub(crate) dim: usize,
     /// Trainable base location and log-scale (RealNVP), absent for spline flows.
-    pub(crate) base_affine: Option<(V, V)>,
+    pub(crate) base_affine: Option<(V<E>, V<E>)>,
     /// Which coordinates live on the circle [−π, π).
     pub(crate) circular: Vec<bool>,
-    pub(crate) layers: Vec<Coupling>,
+    pub(crate) layers: Vec<Coupling<E>>,
 }
 
 /// Borrowed parameter tensor of either rank.
-enum Param<'a> {
-    M(&'a M),
-    V(&'a V),
+enum Param<'a, E: Real> {
+    M(&'a M<E>),
+    V(&'a V<E>),
 }
 
 /// Mutably borrowed parameter tensor.
-enum ParamMut<'a> {
-    M(&'a mut M),
-    V(&'a mut V),
+enum ParamMut<'a, E: Real> {
+    M(&'a mut M<E>),
+    V(&'a mut V<E>),
 }
 
 /// Wraps angles into [−π, π).
@@ -98,8 +97,11 @@ fn wrap(v: f64) -> f64 {
     v - 2.0 * PI * ((v + PI) / (2.0 * PI)).floor()
 }
 
-impl Coupling {
-    fn hidden_features<T: Tape<f64, Cpu>>(&self, h_c: M<T>) -> M<T> {
+impl<E: Real> Coupling<E>
+where
+    Cpu: Device<E>,
+{
+    fn hidden_features<T: Tape<E, Cpu>>(&self, h_c: M<E, T>) -> M<E, T> {
         let mut h = h_c;
         for layer in &self.hidden {
             h = layer.forward(h).relu();
@@ -108,17 +110,18 @@ impl Coupling {
     }
 
     /// Transforms h_t given the conditioning features; returns (new h_t, log-det per row).
-    fn transform<T: Tape<f64, Cpu>>(
+    fn transform<T: Tape<E, Cpu>>(
         &self,
-        features: M<T>,
-        h_t: M<T>,
+        features: M<E, T>,
+        h_t: M<E, T>,
         direction: Direction,
-    ) -> (M<T>, V<T>) {
+    ) -> (M<E, T>, V<E, T>) {
         match &self.transform {
             Transform::Affine { shift, scale } => {
                 let (f1, f2) = dup2(features);
                 let t = shift.forward(f1);
-                let log_s = (scale.forward(f2) * (1.0 / LOG_SCALE_BOUND)).tanh() * LOG_SCALE_BOUND;
+                let log_s = (scale.forward(f2) * E::of(1.0 / LOG_SCALE_BOUND)).tanh()
+                    * E::of(LOG_SCALE_BOUND);
                 let (ls1, ls2) = dup2(log_s);
                 let ld = ls2.sum::<(usize,), Axis<1>>();
                 match direction {
@@ -130,8 +133,8 @@ impl Coupling {
                 let n = h_t.shape().0;
                 let mut features = Some(features);
                 let mut rest = Some(h_t);
-                let mut outs: Vec<M<T>> = Vec::new();
-                let mut log_det: Option<V<T>> = None;
+                let mut outs: Vec<M<E, T>> = Vec::new();
+                let mut log_det: Option<V<E, T>> = None;
                 for (j, (_, part)) in parts.iter().enumerate() {
                     // Each part takes its own copy of the features and of h_t.
                     let last = j + 1 == parts.len();
@@ -170,35 +173,40 @@ impl Coupling {
     }
 }
 
-impl CouplingFlow {
+impl<E: Real> CouplingFlow<E>
+where
+    Cpu: Device<E>,
+{
     /// Dimension check naming `context`.
     fn check(&self, context: &str, x: &ArrayView2<f64>) -> Result<()> {
         fab_core::density::check_dim(context, x, self.dim)
     }
 
-    fn to_tensor(&self, x: ArrayView2<f64>) -> M {
+    /// f64 batch → tensor in the flow's float type.
+    fn to_tensor(&self, x: ArrayView2<f64>) -> M<E> {
         self.dev
-            .tensor_from_vec(x.iter().copied().collect(), x.dim())
+            .tensor_from_vec(x.iter().map(|&v| E::of(v)).collect(), x.dim())
     }
 
-    fn to_array(&self, t: M) -> Result<Array2<f64>> {
+    /// Tensor → f64 batch.
+    fn to_array(&self, t: M<E>) -> Result<Array2<f64>> {
         let shape = *t.shape();
-        Array2::from_shape_vec(shape, t.as_vec())
+        Array2::from_shape_vec(shape, widen(t.as_vec()))
             .map_err(|e| FabError::Backend(format!("flow output: {e}")))
     }
 
     /// Adds the constant that realises x ← wrap(x ± c) on circular coordinates (derivative 1).
-    fn circular_shift<T: Tape<f64, Cpu>>(&self, h: M<T>, c: f64) -> M<T> {
+    fn circular_shift<T: Tape<E, Cpu>>(&self, h: M<E, T>, c: f64) -> M<E, T> {
         let (n, d) = *h.shape();
         let values = h.as_vec();
-        let offset: Vec<f64> = values
+        let offset: Vec<E> = values
             .iter()
             .enumerate()
             .map(|(i, &v)| {
                 if self.circular[i % d] {
-                    wrap(v + c) - v
+                    E::of(wrap(v.wide() + c) - v.wide())
                 } else {
-                    0.0
+                    E::zero()
                 }
             })
             .collect();
@@ -231,9 +239,9 @@ impl CouplingFlow {
     }
 
     /// Density direction on tape `T`: z = f⁻¹(x) and log|det ∂z/∂x| per row.
-    fn inverse_taped<T: Tape<f64, Cpu>>(&self, x: M<T>) -> (M<T>, V<T>) {
+    fn inverse_taped<T: Tape<E, Cpu>>(&self, x: M<E, T>) -> (M<E, T>, V<E, T>) {
         let (n, d) = *x.shape();
-        let mut log_det: V<T> = self.dev.tensor_from_vec(vec![0.0; n], (n,)).retaped::<T>();
+        let mut log_det: V<E, T> = self.dev.zeros_like(&(n,)).retaped::<T>();
         let mut h = x;
         for c in self.layers.iter().rev() {
             if let Some(shift) = c.shift_after {
@@ -264,9 +272,9 @@ impl CouplingFlow {
     }
 
     /// Sampling direction on tape `T`: x = f(z) and log|det ∂f/∂z| per row.
-    fn forward_taped<T: Tape<f64, Cpu>>(&self, z: M<T>) -> (M<T>, V<T>) {
+    fn forward_taped<T: Tape<E, Cpu>>(&self, z: M<E, T>) -> (M<E, T>, V<E, T>) {
         let (n, d) = *z.shape();
-        let mut log_det: V<T> = self.dev.tensor_from_vec(vec![0.0; n], (n,)).retaped::<T>();
+        let mut log_det: V<E, T> = self.dev.zeros_like(&(n,)).retaped::<T>();
         let mut h = z;
         if let Some((loc, log_scale)) = &self.base_affine {
             let loc = loc.retaped::<T>().broadcast_like::<_, Axis<0>>(&(n, d));
@@ -295,31 +303,37 @@ impl CouplingFlow {
     }
 
     /// log q(x) for a batch, on tape `T`.
-    fn log_q<T: Tape<f64, Cpu>>(&self, x: M<T>) -> V<T> {
+    fn log_q<T: Tape<E, Cpu>>(&self, x: M<E, T>) -> V<E, T> {
         let n = x.shape().0;
         let (z, log_det) = self.inverse_taped(x);
         let (n_circ, d) = (self.circular.iter().filter(|c| **c).count(), self.dim);
-        let mask: Vec<f64> = (0..n * d)
-            .map(|i| if self.circular[i % d] { 0.0 } else { 1.0 })
+        let mask: Vec<E> = (0..n * d)
+            .map(|i| {
+                if self.circular[i % d] {
+                    E::zero()
+                } else {
+                    E::one()
+                }
+            })
             .collect();
-        let mask: M = self.dev.tensor_from_vec(mask, (n, d));
+        let mask: M<E> = self.dev.tensor_from_vec(mask, (n, d));
         let constant = -((d - n_circ) as f64) * HALF_LOG_2PI - n_circ as f64 * (2.0 * PI).ln();
         // Circular coordinates of z are inside [−π, π) by construction of the circular layers.
-        (z * mask).square().sum::<(usize,), Axis<1>>() * -0.5 + constant + log_det
+        (z * mask).square().sum::<(usize,), Axis<1>>() * E::of(-0.5) + E::of(constant) + log_det
     }
 
     /// Density direction: z = f⁻¹(x) and log|det ∂f⁻¹/∂x| for each row.
     pub fn inverse(&self, x: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>)> {
         self.check("flow inverse", &x)?;
         let (z, log_det) = self.inverse_taped(self.to_tensor(x));
-        Ok((self.to_array(z)?, Array1::from(log_det.as_vec())))
+        Ok((self.to_array(z)?, Array1::from(widen(log_det.as_vec()))))
     }
 
     /// Sampling direction: x = f(z) and log|det ∂f/∂z| for each row.
     pub fn forward(&self, z: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>)> {
         self.check("flow forward", &z)?;
         let (x, log_det) = self.forward_taped(self.to_tensor(z));
-        Ok((self.to_array(x)?, Array1::from(log_det.as_vec())))
+        Ok((self.to_array(x)?, Array1::from(widen(log_det.as_vec()))))
     }
 
     /// Draws base samples: N(0, 1) on ordinary coordinates, U[−π, π) on circular ones.
@@ -334,14 +348,14 @@ impl CouplingFlow {
         })
     }
 
-    fn named_params(&self) -> Vec<(String, Param<'_>)> {
+    fn named_params(&self) -> Vec<(String, Param<'_, E>)> {
         let mut out = Vec::new();
         if let Some((loc, log_scale)) = &self.base_affine {
             out.push(("base.loc".to_string(), Param::V(loc)));
             out.push(("base.log_scale".to_string(), Param::V(log_scale)));
         }
         for (l, c) in self.layers.iter().enumerate() {
-            let mut lins: Vec<(String, &Linear)> = c
+            let mut lins: Vec<(String, &Linear<E>)> = c
                 .hidden
                 .iter()
                 .enumerate()
@@ -364,14 +378,14 @@ impl CouplingFlow {
         out
     }
 
-    fn params_mut(&mut self) -> Vec<ParamMut<'_>> {
+    fn params_mut(&mut self) -> Vec<ParamMut<'_, E>> {
         let mut out = Vec::new();
         if let Some((loc, log_scale)) = self.base_affine.as_mut() {
             out.push(ParamMut::V(loc));
             out.push(ParamMut::V(log_scale));
         }
         for c in self.layers.iter_mut() {
-            let mut lins: Vec<&mut Linear> = c.hidden.iter_mut().collect();
+            let mut lins: Vec<&mut Linear<E>> = c.hidden.iter_mut().collect();
             match &mut c.transform {
                 Transform::Affine { shift, scale } => {
                     lins.push(shift);
@@ -390,19 +404,32 @@ impl CouplingFlow {
     }
 
     /// Flat gradient of all parameters, in [`Flow::params`] order.
-    fn flat_grad(&self, grads: &Gradients<f64, Cpu>) -> Vec<f64> {
+    fn flat_grad(&self, grads: &Gradients<E, Cpu>) -> Vec<f64> {
         let mut grad = Vec::new();
         for (_, p) in self.named_params() {
             match p {
-                Param::M(t) => grad.extend(grads.get(t).as_vec()),
-                Param::V(t) => grad.extend(grads.get(t).as_vec()),
+                Param::M(t) => grad.extend(widen(grads.get(t).as_vec())),
+                Param::V(t) => grad.extend(widen(grads.get(t).as_vec())),
             }
         }
         grad
     }
 }
 
-impl LogDensity for CouplingFlow {
+/// f64 values (loss coefficients, base log-densities) in the flow's float type.
+fn narrow<E: Real>(v: &Array1<f64>) -> Vec<E> {
+    v.iter().map(|&x| E::of(x)).collect()
+}
+
+/// Values of a flow tensor as f64.
+fn widen<E: Real>(v: Vec<E>) -> Vec<f64> {
+    v.into_iter().map(Real::wide).collect()
+}
+
+impl<E: Real> LogDensity for CouplingFlow<E>
+where
+    Cpu: Device<E>,
+{
     fn dim(&self) -> usize {
         self.dim
     }
@@ -411,7 +438,7 @@ impl LogDensity for CouplingFlow {
         self.check("flow log_prob", &x)?;
         let mut out = Array1::zeros(x.nrows());
         par_chunks(x, None, out.view_mut(), &|x, mut lq, _| {
-            lq.assign(&Array1::from(self.log_q(self.to_tensor(x)).as_vec()));
+            lq.assign(&Array1::from(widen(self.log_q(self.to_tensor(x)).as_vec())));
         });
         Ok(out)
     }
@@ -426,11 +453,11 @@ impl LogDensity for CouplingFlow {
         par_chunks(x, Some(grad), out.view_mut(), &|x, mut lq, grad| {
             let xt = self.to_tensor(x);
             let q = self.log_q(xt.leaky_trace());
-            lq.assign(&Array1::from(q.as_vec()));
+            lq.assign(&Array1::from(widen(q.as_vec())));
             let grads = q.sum::<(), _>().backward();
             let g = grads.get(&xt).as_vec();
             if let Some(mut grad) = grad {
-                grad.iter_mut().zip(g).for_each(|(dst, v)| *dst = v);
+                grad.iter_mut().zip(g).for_each(|(dst, v)| *dst = v.wide());
             }
         });
         Ok(out)
@@ -473,7 +500,10 @@ fn par_chunks(
         .for_each(|((x, o), g)| f(x, o, g));
 }
 
-impl Flow for CouplingFlow {
+impl<E: Real> Flow for CouplingFlow<E>
+where
+    Cpu: Device<E>,
+{
     fn sample(&self, n: usize, rng: &mut FabRng) -> Result<(Array2<f64>, Array1<f64>)> {
         let z = self.sample_base(n, rng);
         let (x, log_det) = self.forward(z.view())?;
@@ -488,14 +518,14 @@ impl Flow for CouplingFlow {
         self.check("flow training batch", &x)?;
         let n = x.nrows();
         let lq = self.log_q(self.to_tensor(x).leaky_trace());
-        let log_q = Array1::from(lq.as_vec());
+        let log_q = Array1::from(widen(lq.as_vec()));
         let coefficients = coeff(log_q.view());
         if coefficients.len() != n {
             return Err(FabError::shape("loss coefficients", n, coefficients.len()));
         }
-        let c: V = self.dev.tensor_from_vec(coefficients.to_vec(), (n,));
+        let c: V<E> = self.dev.tensor_from_vec(narrow(&coefficients), (n,));
         let loss = (lq * c).mean::<(), _>().negate();
-        let loss_value = loss.array();
+        let loss_value = loss.array().wide();
         let grad = self.flat_grad(&loss.backward());
         Ok(WeightedGrad {
             log_q,
@@ -515,11 +545,11 @@ impl Flow for CouplingFlow {
         let z = self.sample_base(n, rng);
         let log_base = self.log_base(z.view());
         let (x, log_det) = self.forward_taped(self.to_tensor(z.view()).leaky_trace());
-        let base: V = self.dev.tensor_from_vec(log_base.to_vec(), (n,));
+        let base: V<E> = self.dev.tensor_from_vec(narrow(&log_base), (n,));
         // log q along the sampling path: log base(z) − log|det ∂f/∂z|, differentiable in θ.
         let log_q = log_det.negate() + base;
         let x_values = self.to_array(x.retaped::<NoneTape>())?;
-        let log_q_values = Array1::from(log_q.as_vec());
+        let log_q_values = Array1::from(widen(log_q.as_vec()));
         let k = coeff(x_values.view(), log_q_values.view())?;
         if k.c.len() != n || k.g.dim() != (n, d) {
             return Err(FabError::shape(
@@ -528,8 +558,8 @@ impl Flow for CouplingFlow {
                 format!("c ({}), g {:?}", k.c.len(), k.g.dim()),
             ));
         }
-        let c: V = self.dev.tensor_from_vec(k.c.to_vec(), (n,));
-        let g: M = self.to_tensor(k.g.view());
+        let c: V<E> = self.dev.tensor_from_vec(narrow(&k.c), (n,));
+        let g: M<E> = self.to_tensor(k.g.view());
         let surrogate =
             (log_q * c).mean::<(), _>() + (x * g).sum::<(usize,), Axis<1>>().mean::<(), _>();
         let grad = self.flat_grad(&surrogate.backward());
@@ -545,8 +575,8 @@ impl Flow for CouplingFlow {
         let mut out = Vec::new();
         for (_, p) in self.named_params() {
             match p {
-                Param::M(t) => out.extend(t.as_vec()),
-                Param::V(t) => out.extend(t.as_vec()),
+                Param::M(t) => out.extend(widen(t.as_vec())),
+                Param::V(t) => out.extend(widen(t.as_vec())),
             }
         }
         out
@@ -561,6 +591,7 @@ impl Flow for CouplingFlow {
         if params.len() != expected {
             return Err(FabError::shape("flow set_params", expected, params.len()));
         }
+        let params: Vec<E> = params.iter().map(|&v| E::of(v)).collect();
         let mut offset = 0;
         for p in self.params_mut() {
             let len = match &p {

@@ -1,4 +1,4 @@
-//! fab-flows: normalizing flows for FAB on dfdx 0.13 autodiff (f64, runtime shapes).
+//! fab-flows: normalizing flows for FAB on dfdx 0.13 autodiff (f64 or f32, runtime shapes).
 //!
 //! [`CouplingFlow`] is a stack of coupling layers: affine ([`realnvp`], the GMM and Many Well flow)
 //! or rational-quadratic splines with circular splines on angles ([`spline_flow`], the alanine
@@ -14,6 +14,7 @@
 pub mod config;
 pub mod coupling_flow;
 pub mod linear;
+pub mod real;
 pub mod realnvp;
 pub mod rq_kernel;
 pub mod rq_knots;
@@ -24,13 +25,21 @@ pub mod tape;
 
 pub use config::FlowConfig;
 pub use coupling_flow::CouplingFlow;
+pub use real::{Precision, Real};
 pub use realnvp::RealNvpConfig;
 pub use spline_flow::{CircularShift, SplineFlowConfig};
 
-/// Builds the flow described by `config` for dimension `dim`.
+/// Builds the flow described by `config` for dimension `dim`, in the precision it asks for.
 pub fn build(config: &FlowConfig, dim: usize) -> fab_core::Result<Box<dyn fab_core::Flow>> {
-    match config {
-        FlowConfig::RealNvp(c) => Ok(Box::new(CouplingFlow::real_nvp(dim, c)?)),
-        FlowConfig::SplineCoupling(c) => Ok(Box::new(CouplingFlow::spline(dim, c)?)),
-    }
+    use Precision::{F32, F64};
+    Ok(match config {
+        FlowConfig::RealNvp(c) => match c.precision {
+            F64 => Box::new(CouplingFlow::<f64>::real_nvp(dim, c)?),
+            F32 => Box::new(CouplingFlow::<f32>::real_nvp(dim, c)?),
+        },
+        FlowConfig::SplineCoupling(c) => match c.precision {
+            F64 => Box::new(CouplingFlow::<f64>::spline(dim, c)?),
+            F32 => Box::new(CouplingFlow::<f32>::spline(dim, c)?),
+        },
+    })
 }

@@ -10,6 +10,7 @@ use fab_core::{FabError, Result};
 
 use crate::coupling_flow::{Coupling, CouplingFlow, Transform};
 use crate::linear::{hidden_stack, Linear};
+use crate::real::{Precision, Real};
 use crate::split::Split;
 
 /// RealNVP settings.
@@ -24,6 +25,8 @@ pub struct RealNvpConfig {
     pub hidden_layers: usize,
     /// Seed of the random initialisation of the hidden layers.
     pub init_seed: u64,
+    /// Float type the flow computes in (default F64).
+    pub precision: Precision,
 }
 
 impl Default for RealNvpConfig {
@@ -33,6 +36,7 @@ impl Default for RealNvpConfig {
             hidden_units_per_dim: 40,
             hidden_layers: 2,
             init_seed: 0,
+            precision: Precision::F64,
         }
     }
 }
@@ -48,8 +52,12 @@ pub(crate) fn halves(dim: usize, l: usize) -> (Vec<usize>, Vec<usize>) {
     }
 }
 
-impl CouplingFlow {
-    /// A RealNVP flow for dimension `dim` (at least 2), initialised to the identity map.
+impl<E: Real> CouplingFlow<E>
+where
+    dfdx::prelude::Cpu: dfdx::prelude::Device<E>,
+{
+    /// A RealNVP flow for dimension `dim` (at least 2), initialised to the identity map, computing
+    /// in `E` (`config.precision` is for [`crate::build`], which picks `E`).
     pub fn real_nvp(dim: usize, config: &RealNvpConfig) -> Result<Self> {
         if dim < 2 {
             return Err(FabError::invalid(
@@ -83,7 +91,7 @@ impl CouplingFlow {
             })
             .collect();
         use dfdx::prelude::TensorFromVec;
-        let zeros = || dev.tensor_from_vec(vec![0.0; dim], (dim,));
+        let zeros = || dev.tensor_from_vec(vec![E::zero(); dim], (dim,));
         Ok(Self {
             base_affine: Some((zeros(), zeros())),
             circular: vec![false; dim],

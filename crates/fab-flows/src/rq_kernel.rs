@@ -11,55 +11,71 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use dfdx::prelude::*;
 
+use crate::real::{Real, M, V};
 use crate::spline::Direction;
-
-type M<T = NoneTape> = Tensor<(usize, usize), f64, Cpu, T>;
-type V<T = NoneTape> = Tensor<(usize,), f64, Cpu, T>;
 
 /// Number of inputs of one row's formula.
 const N: usize = 7;
 
 /// A number with N forward-mode tangents.
 #[derive(Debug, Clone, Copy)]
-struct Dual {
-    v: f64,
-    d: [f64; N],
+struct Dual<E> {
+    v: E,
+    d: [E; N],
 }
 
-impl Dual {
-    fn constant(v: f64) -> Self {
-        Self { v, d: [0.0; N] }
+impl<E: Real> Dual<E> {
+    fn constant(v: E) -> Self {
+        Self {
+            v,
+            d: [E::zero(); N],
+        }
     }
-    fn input(v: f64, i: usize) -> Self {
-        let mut d = [0.0; N];
-        d[i] = 1.0;
+    fn input(v: E, i: usize) -> Self {
+        let mut d = [E::zero(); N];
+        d[i] = E::one();
         Self { v, d }
     }
     /// f(self) with f' = `slope`.
-    fn chain(self, v: f64, slope: f64) -> Self {
+    fn chain(self, v: E, slope: E) -> Self {
         Self {
             v,
             d: self.d.map(|t| t * slope),
         }
     }
     fn ln(self) -> Self {
-        self.chain(self.v.ln(), 1.0 / self.v)
+        self.chain(self.v.ln(), self.v.recip())
     }
     fn sqrt(self) -> Self {
         let s = self.v.sqrt();
-        self.chain(s, 0.5 / s)
+        self.chain(s, E::of(0.5) / s)
     }
     /// max(self, 0).
     fn relu(self) -> Self {
-        if self.v > 0.0 {
+        if self.v > E::zero() {
             self
         } else {
-            Self::constant(0.0)
+            Self::constant(E::zero())
+        }
+    }
+    /// self · c for a plain number c.
+    fn scale(self, c: f64) -> Self {
+        let c = E::of(c);
+        Self {
+            v: self.v * c,
+            d: self.d.map(|t| t * c),
+        }
+    }
+    /// self + c for a plain number c.
+    fn shift(self, c: f64) -> Self {
+        Self {
+            v: self.v + E::of(c),
+            d: self.d,
         }
     }
 }
 
-impl Add for Dual {
+impl<E: Real> Add for Dual<E> {
     type Output = Self;
     fn add(self, o: Self) -> Self {
         Self {
@@ -68,7 +84,7 @@ impl Add for Dual {
         }
     }
 }
-impl Sub for Dual {
+impl<E: Real> Sub for Dual<E> {
     type Output = Self;
     fn sub(self, o: Self) -> Self {
         Self {
@@ -77,7 +93,7 @@ impl Sub for Dual {
         }
     }
 }
-impl Mul for Dual {
+impl<E: Real> Mul for Dual<E> {
     type Output = Self;
     fn mul(self, o: Self) -> Self {
         Self {
@@ -86,10 +102,10 @@ impl Mul for Dual {
         }
     }
 }
-impl Div for Dual {
+impl<E: Real> Div for Dual<E> {
     type Output = Self;
     fn div(self, o: Self) -> Self {
-        let inv = 1.0 / o.v;
+        let inv = o.v.recip();
         let q = self.v * inv;
         Self {
             v: q,
@@ -97,64 +113,46 @@ impl Div for Dual {
         }
     }
 }
-impl Mul<f64> for Dual {
-    type Output = Self;
-    fn mul(self, c: f64) -> Self {
-        Self {
-            v: self.v * c,
-            d: self.d.map(|t| t * c),
-        }
-    }
-}
-impl Add<f64> for Dual {
-    type Output = Self;
-    fn add(self, c: f64) -> Self {
-        Self {
-            v: self.v + c,
-            d: self.d,
-        }
-    }
-}
-impl Neg for Dual {
+impl<E: Real> Neg for Dual<E> {
     type Output = Self;
     fn neg(self) -> Self {
-        self * -1.0
+        self.scale(-1.0)
     }
 }
 
 /// log y'(ξ) = 2 ln s + ln(d₁ξ² + 2sξ(1−ξ) + d₀(1−ξ)²) − 2 ln(s + (d₁ + d₀ − 2s)ξ(1−ξ)).
-fn log_slope(s: Dual, d0: Dual, d1: Dual, xi: Dual) -> Dual {
-    let om = -xi + 1.0;
+fn log_slope<E: Real>(s: Dual<E>, d0: Dual<E>, d1: Dual<E>, xi: Dual<E>) -> Dual<E> {
+    let om = (-xi).shift(1.0);
     let t = xi * om;
-    let numerator = d1 * xi * xi + s * t * 2.0 + d0 * om * om;
-    let denominator = s + (d1 + d0 - s * 2.0) * t;
-    s.ln() * 2.0 + numerator.ln() - denominator.ln() * 2.0
+    let numerator = d1 * xi * xi + (s * t).scale(2.0) + d0 * om * om;
+    let denominator = s + (d1 + d0 - s.scale(2.0)) * t;
+    s.ln().scale(2.0) + numerator.ln() - denominator.ln().scale(2.0)
 }
 
 /// One row inside its bin: inputs [u, x_k, x_{k+1}, y_k, y_{k+1}, d_k, d_{k+1}] where u is x
 /// (forward) or y (inverse); returns (output, log|derivative| in that direction).
-fn rq(inp: [Dual; N], direction: Direction) -> (Dual, Dual) {
+fn rq<E: Real>(inp: [Dual<E>; N], direction: Direction) -> (Dual<E>, Dual<E>) {
     let [u, xk, xk1, yk, yk1, dk, dk1] = inp;
     let (wk, hk) = (xk1 - xk, yk1 - yk);
     let s = hk / wk;
     match direction {
         Direction::Forward => {
             let xi = (u - xk) / wk;
-            let t = xi * (-xi + 1.0);
+            let t = xi * (-xi).shift(1.0);
             let numerator = hk * (s * xi * xi + dk * t);
-            let denominator = s + (dk1 + dk - s * 2.0) * t;
+            let denominator = s + (dk1 + dk - s.scale(2.0)) * t;
             (yk + numerator / denominator, log_slope(s, dk, dk1, xi))
         }
         Direction::Inverse => {
             // a ξ² + b ξ + c = 0, a = h(s − d₀) + Δy·σ, b = h d₀ − Δy·σ, c = −s Δy, σ = d₁ + d₀ − 2s;
             // the stable root 2c/(−b − √(b² − 4ac)).
             let dy = u - yk;
-            let sd = dk1 + dk - s * 2.0;
+            let sd = dk1 + dk - s.scale(2.0);
             let a = hk * (s - dk) + dy * sd;
             let b = hk * dk - dy * sd;
             let c = -(s * dy);
-            let disc = (b * b - a * c * 4.0).relu();
-            let xi = c * 2.0 / (-b - disc.sqrt());
+            let disc = (b * b - (a * c).scale(4.0)).relu();
+            let xi = c.scale(2.0) / (-b - disc.sqrt());
             (xi * wk + xk, -log_slope(s, dk, dk1, xi))
         }
     }
@@ -162,25 +160,27 @@ fn rq(inp: [Dual; N], direction: Direction) -> (Dual, Dual) {
 
 /// What the backward pass needs of one row.
 #[derive(Clone, Copy)]
-struct RowGrad {
+struct RowGrad<E> {
     /// Bin index (the row uses knots k and k+1); `usize::MAX` for rows in the identity tails.
     k: usize,
     /// ∂output/∂inputs and ∂log-det/∂inputs.
-    d_out: [f64; N],
-    d_ld: [f64; N],
+    d_out: [E; N],
+    d_ld: [E; N],
 }
 
 /// Applies the spline to each row: `u` (R,) with the row's knots `kx`, `ky` and knot derivatives
 /// `d` (R, K+1). Rows outside [−bound, bound] pass through with log-det 0 (linear tails; circular
-/// inputs are always inside). Returns (output, log|det|) in `direction`.
-pub fn rq_spline<T: Tape<f64, Cpu>>(
-    u: V<T>,
-    kx: M<T>,
-    ky: M<T>,
-    d: M<T>,
+/// inputs are always inside). Returns (output, log|det|) in `direction`. (No `Cpu: Device<E>`
+/// bound, as in [`crate::rq_knots::knots`], so the backward pass can index gradient storage.)
+pub fn rq_spline<E: Real, T: Tape<E, Cpu>>(
+    u: V<E, T>,
+    kx: M<E, T>,
+    ky: M<E, T>,
+    d: M<E, T>,
     bound: f64,
     direction: Direction,
-) -> (V<T>, V<T>) {
+) -> (V<E, T>, V<E, T>) {
+    let bound = E::of(bound);
     let (u, t0) = u.split_tape();
     let (kx, t1) = kx.split_tape();
     let (ky, t2) = ky.split_tape();
@@ -189,8 +189,8 @@ pub fn rq_spline<T: Tape<f64, Cpu>>(
     let r = u.shape().0;
     let k1 = kx.shape().1; // K + 1
     let (uv, kxv, kyv, dv) = (u.as_vec(), kx.as_vec(), ky.as_vec(), d.as_vec());
-    let mut out = vec![0.0; r];
-    let mut ld = vec![0.0; r];
+    let mut out = vec![E::zero(); r];
+    let mut ld = vec![E::zero(); r];
     let mut rows = Vec::with_capacity(if T::OWNS_TAPE { r } else { 0 });
     for i in 0..r {
         let v = uv[i];
@@ -199,8 +199,8 @@ pub fn rq_spline<T: Tape<f64, Cpu>>(
             if T::OWNS_TAPE {
                 rows.push(RowGrad {
                     k: usize::MAX,
-                    d_out: [0.0; N],
-                    d_ld: [0.0; N],
+                    d_out: [E::zero(); N],
+                    d_ld: [E::zero(); N],
                 });
             }
             continue;
@@ -237,8 +237,8 @@ pub fn rq_spline<T: Tape<f64, Cpu>>(
     let (g_out, g_ld) = (out.ghost(), ld.ghost());
     let (g_u, g_kx, g_ky, g_d) = (u.ghost(), kx.ghost(), ky.ghost(), d.ghost());
     tape.add_backward_op(move |grads| {
-        let go: Vec<f64> = grads.get_or_alloc_mut(&g_out)?.to_vec();
-        let gl: Vec<f64> = grads.get_or_alloc_mut(&g_ld)?.to_vec();
+        let go: Vec<E> = grads.get_or_alloc_mut(&g_out)?.to_vec();
+        let gl: Vec<E> = grads.get_or_alloc_mut(&g_ld)?.to_vec();
         // Upstream-weighted partials of every row.
         let w = |i: usize, j: usize| go[i] * rows[i].d_out[j] + gl[i] * rows[i].d_ld[j];
         {

@@ -6,62 +6,68 @@
 
 use dfdx::prelude::*;
 
+use crate::real::{Real, M};
 use crate::spline::SplineConfig;
 
-type M<T = NoneTape> = Tensor<(usize, usize), f64, Cpu, T>;
-
 /// Softmax of `u` into `out`.
-fn softmax(u: &[f64], out: &mut [f64]) {
-    let max = u.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut sum = 0.0;
+fn softmax<E: Real>(u: &[E], out: &mut [E]) {
+    let max = u.iter().copied().fold(E::neg_infinity(), E::max);
+    let mut sum = E::zero();
     for (o, &v) in out.iter_mut().zip(u) {
         *o = (v - max).exp();
         sum += *o;
     }
-    out.iter_mut().for_each(|o| *o /= sum);
+    out.iter_mut().for_each(|o| *o = *o / sum);
 }
 
 /// softplus(v) = ln(1 + eᵛ) without overflow, and its derivative σ(v).
-fn softplus(v: f64) -> (f64, f64) {
+fn softplus<E: Real>(v: E) -> (E, E) {
+    let one = E::one();
     let e = (-v.abs()).exp();
-    let value = v.max(0.0) + e.ln_1p();
-    let sigmoid = if v >= 0.0 {
-        1.0 / (1.0 + e)
+    let value = v.max(E::zero()) + e.ln_1p();
+    let sigmoid = if v >= E::zero() {
+        one / (one + e)
     } else {
-        e / (1.0 + e)
+        e / (one + e)
     };
     (value, sigmoid)
 }
 
 /// (knots_x, knots_y, knot derivatives), each (R, K+1), from `params` (R, P) with P = 3K − 1
 /// (linear tails) or 3K (circular), on the interval [−bound, bound].
-pub fn knots<T: Tape<f64, Cpu>>(
-    params: M<T>,
+///
+/// No `Cpu: Device<E>` bound here, on purpose: with it, the compiler no longer sees that the
+/// gradient storage of `Cpu` is a plain vector, which the backward pass indexes.
+pub fn knots<E: Real, T: Tape<E, Cpu>>(
+    params: M<E, T>,
     config: SplineConfig,
     circular: bool,
     bound: f64,
-) -> (M<T>, M<T>, M<T>) {
+) -> (M<E, T>, M<E, T>, M<E, T>) {
     let (params, mut tape) = params.split_tape();
     let (r, p) = *params.shape();
     let k = config.bins;
     let k1 = k + 1;
-    let m = config.min_bin;
-    let span = 2.0 * bound;
-    let shift = ((1.0 - config.min_slope).exp() - 1.0).ln();
+    let m = E::of(config.min_bin);
+    let span = E::of(2.0 * bound);
+    let shrink = E::of(1.0 - k as f64 * config.min_bin);
+    let shift = E::of(((1.0 - config.min_slope).exp() - 1.0).ln());
+    let (lo, min_slope) = (E::of(-bound), E::of(config.min_slope));
     let pv = params.as_vec();
-    let (mut kx, mut ky, mut d) = (vec![0.0; r * k1], vec![0.0; r * k1], vec![0.0; r * k1]);
+    let zeros = || vec![E::zero(); r * k1];
+    let (mut kx, mut ky, mut d) = (zeros(), zeros(), zeros());
     // Kept for the backward pass: the softmax outputs and the softplus slopes.
-    let mut probs = vec![0.0; r * 2 * k];
-    let mut slopes = vec![0.0; r * (p - 2 * k)];
+    let mut probs = vec![E::zero(); r * 2 * k];
+    let mut slopes = vec![E::zero(); r * (p - 2 * k)];
     for i in 0..r {
         let row = &pv[i * p..(i + 1) * p];
         for (part, knots) in [(0, &mut kx), (1, &mut ky)] {
             let a = &mut probs[(i * 2 + part) * k..(i * 2 + part + 1) * k];
             softmax(&row[part * k..(part + 1) * k], a);
             let out = &mut knots[i * k1..(i + 1) * k1];
-            out[0] = -bound;
+            out[0] = lo;
             for j in 0..k {
-                out[j + 1] = out[j] + (a[j] * (1.0 - k as f64 * m) + m) * span;
+                out[j + 1] = out[j] + (a[j] * shrink + m) * span;
             }
         }
         let free = &row[2 * k..];
@@ -69,7 +75,7 @@ pub fn knots<T: Tape<f64, Cpu>>(
         for (j, &u) in free.iter().enumerate() {
             let (value, sigmoid) = softplus(u + shift);
             slopes[i * free.len() + j] = sigmoid;
-            let slope = value + config.min_slope;
+            let slope = value + min_slope;
             if circular {
                 out[j] = slope;
             } else {
@@ -79,8 +85,8 @@ pub fn knots<T: Tape<f64, Cpu>>(
         if circular {
             out[k] = out[0];
         } else {
-            out[0] = 1.0;
-            out[k] = 1.0;
+            out[0] = E::one();
+            out[k] = E::one();
         }
     }
     let dev = params.device().clone();
@@ -89,24 +95,27 @@ pub fn knots<T: Tape<f64, Cpu>>(
     let d = dev.tensor_from_vec(d, (r, k1));
     let (g_kx, g_ky, g_d, g_p) = (kx.ghost(), ky.ghost(), d.ghost(), params.ghost());
     tape.add_backward_op(move |grads| {
-        let gkx: Vec<f64> = grads.get_or_alloc_mut(&g_kx)?.to_vec();
-        let gky: Vec<f64> = grads.get_or_alloc_mut(&g_ky)?.to_vec();
-        let gd: Vec<f64> = grads.get_or_alloc_mut(&g_d)?.to_vec();
+        let gkx: Vec<E> = grads.get_or_alloc_mut(&g_kx)?.to_vec();
+        let gky: Vec<E> = grads.get_or_alloc_mut(&g_ky)?.to_vec();
+        let gd: Vec<E> = grads.get_or_alloc_mut(&g_d)?.to_vec();
         let gp = grads.get_or_alloc_mut(&g_p)?;
         let n_free = p - 2 * k;
-        let mut g_a = vec![0.0; k];
+        let mut g_a = vec![E::zero(); k];
         for i in 0..r {
             for (part, g_knots) in [(0, &gkx), (1, &gky)] {
                 let a = &probs[(i * 2 + part) * k..(i * 2 + part + 1) * k];
                 let gk = &g_knots[i * k1..(i + 1) * k1];
                 // knot j+1 = −B + Σ_{i ≤ j} widthᵢ: ∂/∂width_j = Σ_{l > j} g_knot_l.
-                let mut tail = 0.0;
+                let mut tail = E::zero();
                 for j in (0..k).rev() {
                     tail += gk[j + 1];
-                    g_a[j] = tail * (1.0 - k as f64 * m) * span;
+                    g_a[j] = tail * shrink * span;
                 }
                 // Softmax backward: g_u = a ⊙ (g_a − a·g_a).
-                let dot: f64 = a.iter().zip(&g_a).map(|(x, y)| x * y).sum();
+                let dot = a
+                    .iter()
+                    .zip(&g_a)
+                    .fold(E::zero(), |acc, (&x, &y)| acc + x * y);
                 for j in 0..k {
                     gp[i * p + part * k + j] += a[j] * (g_a[j] - dot);
                 }
@@ -114,7 +123,7 @@ pub fn knots<T: Tape<f64, Cpu>>(
             let g = &gd[i * k1..(i + 1) * k1];
             for j in 0..n_free {
                 let g_slope = if circular {
-                    g[j] + if j == 0 { g[k] } else { 0.0 }
+                    g[j] + if j == 0 { g[k] } else { E::zero() }
                 } else {
                     g[j + 1]
                 };

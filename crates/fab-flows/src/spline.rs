@@ -16,11 +16,9 @@
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::real::{Real, M, V};
 use crate::rq_kernel::rq_spline;
 use crate::rq_knots::knots;
-
-type M<T = NoneTape> = Tensor<(usize, usize), f64, Cpu, T>;
-type V<T = NoneTape> = Tensor<(usize,), f64, Cpu, T>;
 
 /// Shape and bounds of a spline.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -90,12 +88,15 @@ impl SplineConsts {
 
     /// Applies the spline to each row: `x` (R,), `params` (R, P). Returns (y, log|dy/dx|) in the
     /// requested direction (for `Inverse`, the log-det of the inverse map).
-    pub fn apply<T: Tape<f64, Cpu>>(
+    pub fn apply<E: Real, T: Tape<E, Cpu>>(
         &self,
-        x: V<T>,
-        params: M<T>,
+        x: V<E, T>,
+        params: M<E, T>,
         direction: Direction,
-    ) -> (V<T>, V<T>) {
+    ) -> (V<E, T>, V<E, T>)
+    where
+        Cpu: Device<E>,
+    {
         let c = &self.config;
         let b = self.bound();
         // Softmax widths and heights, cumulative knots and softplus slopes (rq_knots.rs).

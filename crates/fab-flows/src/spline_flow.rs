@@ -16,6 +16,7 @@ use fab_core::{FabError, Result};
 
 use crate::coupling_flow::{Coupling, CouplingFlow, SplinePart, Transform};
 use crate::linear::{hidden_stack, Linear};
+use crate::real::{Precision, Real};
 use crate::realnvp::halves;
 use crate::spline::{n_params, SplineConfig, SplineConsts};
 use crate::split::{Split, Subset};
@@ -38,6 +39,8 @@ pub struct SplineFlowConfig {
     pub circular: Vec<usize>,
     /// Rotation of the circular coordinates after every layer.
     pub circular_shift: CircularShift,
+    /// Float type the flow computes in (default F64, as fab-torch's alanine runs).
+    pub precision: Precision,
 }
 
 /// How circular coordinates are rotated between layers, so bin edges do not stay at the same angles.
@@ -63,12 +66,17 @@ impl Default for SplineFlowConfig {
             spline: SplineConfig::default(),
             circular: Vec::new(),
             circular_shift: CircularShift::None,
+            precision: Precision::F64,
         }
     }
 }
 
-impl CouplingFlow {
-    /// A spline coupling flow for dimension `dim` (at least 2), initialised to the identity map.
+impl<E: Real> CouplingFlow<E>
+where
+    dfdx::prelude::Cpu: dfdx::prelude::Device<E>,
+{
+    /// A spline coupling flow for dimension `dim` (at least 2), initialised to the identity map,
+    /// computing in `E` (`config.precision` is for [`crate::build`], which picks `E`).
     pub fn spline(dim: usize, config: &SplineFlowConfig) -> Result<Self> {
         if dim < 2 {
             return Err(FabError::invalid(

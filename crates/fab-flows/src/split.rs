@@ -7,28 +7,30 @@
 
 use dfdx::prelude::*;
 
+use crate::real::{Real, M};
 use crate::tape::dup2;
-
-type M<T = NoneTape> = Tensor<(usize, usize), f64, Cpu, T>;
 
 /// A fixed subset of the columns {0..d}.
 #[derive(Debug, Clone)]
-pub struct Subset {
+pub struct Subset<E: Real = f64> {
     /// (d, k) selection matrix.
-    pick: M,
+    pick: M<E>,
     /// (k, d) scatter-back matrix (its transpose).
-    put: M,
+    put: M<E>,
 }
 
-impl Subset {
+impl<E: Real> Subset<E>
+where
+    Cpu: Device<E>,
+{
     /// The columns `idx` (distinct, each < d) of d.
     pub fn new(dev: &Cpu, d: usize, idx: &[usize]) -> Self {
         let k = idx.len();
-        let mut pick = vec![0.0; d * k];
-        let mut put = vec![0.0; k * d];
+        let mut pick = vec![E::zero(); d * k];
+        let mut put = vec![E::zero(); k * d];
         for (j, &i) in idx.iter().enumerate() {
-            pick[i * k + j] = 1.0;
-            put[j * d + i] = 1.0;
+            pick[i * k + j] = E::one();
+            put[j * d + i] = E::one();
         }
         Self {
             pick: dev.tensor_from_vec(pick, (d, k)),
@@ -37,24 +39,27 @@ impl Subset {
     }
 
     /// The subset's columns of x (n, d) → (n, k).
-    pub fn pick<T: Tape<f64, Cpu>>(&self, x: M<T>) -> M<T> {
+    pub fn pick<T: Tape<E, Cpu>>(&self, x: M<E, T>) -> M<E, T> {
         x.matmul(self.pick.clone())
     }
 
     /// A block (n, k) placed back into d columns, zeros elsewhere.
-    pub fn put<T: Tape<f64, Cpu>>(&self, y: M<T>) -> M<T> {
+    pub fn put<T: Tape<E, Cpu>>(&self, y: M<E, T>) -> M<E, T> {
         y.matmul(self.put.clone())
     }
 }
 
 /// A fixed partition of {0..d} into `cond` and `trans` index sets.
 #[derive(Debug, Clone)]
-pub struct Split {
-    cond: Subset,
-    trans: Subset,
+pub struct Split<E: Real = f64> {
+    cond: Subset<E>,
+    trans: Subset<E>,
 }
 
-impl Split {
+impl<E: Real> Split<E>
+where
+    Cpu: Device<E>,
+{
     /// A split of `d` coordinates into `cond` and `trans` (disjoint, covering 0..d).
     pub fn new(dev: &Cpu, d: usize, cond: &[usize], trans: &[usize]) -> Self {
         Self {
@@ -64,13 +69,13 @@ impl Split {
     }
 
     /// (x_cond, x_trans) from x of shape (n, d).
-    pub fn split<T: Tape<f64, Cpu>>(&self, x: M<T>) -> (M<T>, M<T>) {
+    pub fn split<T: Tape<E, Cpu>>(&self, x: M<E, T>) -> (M<E, T>, M<E, T>) {
         let (a, b) = dup2(x);
         (self.cond.pick(a), self.trans.pick(b))
     }
 
     /// x of shape (n, d) from its two parts.
-    pub fn merge<T: Tape<f64, Cpu>>(&self, x_cond: M<T>, x_trans: M<T>) -> M<T> {
+    pub fn merge<T: Tape<E, Cpu>>(&self, x_cond: M<E, T>, x_trans: M<E, T>) -> M<E, T> {
         self.cond.put(x_cond) + self.trans.put(x_trans)
     }
 }

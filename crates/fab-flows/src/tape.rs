@@ -6,18 +6,18 @@
 use dfdx::prelude::*;
 
 /// `N` handles on one tensor for `N` uses in a graph.
-pub fn dupn<const N: usize, S: Shape, T: Tape<f64, Cpu>>(
-    t: Tensor<S, f64, Cpu, T>,
-) -> [Tensor<S, f64, Cpu, T>; N] {
+pub fn dupn<const N: usize, S: Shape, E: Dtype, T: Tape<E, Cpu>>(
+    t: Tensor<S, E, Cpu, T>,
+) -> [Tensor<S, E, Cpu, T>; N] {
     let (t, tape) = t.split_tape();
     let mut tape = Some(tape);
     std::array::from_fn(|_| t.clone().put_tape(tape.take().unwrap_or_default()))
 }
 
 /// Two handles on `t` for two uses in one graph.
-pub fn dup2<S: Shape, T: Tape<f64, Cpu>>(
-    t: Tensor<S, f64, Cpu, T>,
-) -> (Tensor<S, f64, Cpu, T>, Tensor<S, f64, Cpu, T>) {
+pub fn dup2<S: Shape, E: Dtype, T: Tape<E, Cpu>>(
+    t: Tensor<S, E, Cpu, T>,
+) -> (Tensor<S, E, Cpu, T>, Tensor<S, E, Cpu, T>) {
     let [a, b] = dupn(t);
     (a, b)
 }

@@ -35,13 +35,14 @@ impl LogDensity for Gauss {
 }
 
 fn flow() -> CouplingFlow {
-    let mut f = CouplingFlow::real_nvp(
+    let mut f = CouplingFlow::<f64>::real_nvp(
         2,
         &RealNvpConfig {
             n_layers: 3,
             hidden_units_per_dim: 3,
             hidden_layers: 1,
             init_seed: 4,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -16,8 +16,9 @@ fn perturbed_flow(dim: usize, scale: f64) -> CouplingFlow {
         hidden_units_per_dim: 4,
         hidden_layers: 2,
         init_seed: 1,
+        ..Default::default()
     };
-    let mut flow = CouplingFlow::real_nvp(dim, &config).unwrap();
+    let mut flow = CouplingFlow::<f64>::real_nvp(dim, &config).unwrap();
     let mut rng = seeded(42);
     let noise = Normal::new(0.0, scale).unwrap();
     let params: Vec<f64> = flow
@@ -38,7 +39,7 @@ fn random_points(n: usize, d: usize, scale: f64, seed: u64) -> Array2<f64> {
 
 #[test]
 fn identity_initialisation_gives_a_standard_normal() {
-    let flow = CouplingFlow::real_nvp(2, &RealNvpConfig::default()).unwrap();
+    let flow = CouplingFlow::<f64>::real_nvp(2, &RealNvpConfig::default()).unwrap();
     let x = random_points(16, 2, 3.0, 0);
     let lq = flow.log_prob(x.view()).unwrap();
     for (row, l) in x.rows().into_iter().zip(lq.iter()) {

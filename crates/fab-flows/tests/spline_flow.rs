@@ -29,11 +29,12 @@ fn config() -> SplineFlowConfig {
         },
         circular: CIRCULAR.to_vec(),
         circular_shift: CircularShift::Fixed(0.7),
+        ..Default::default()
     }
 }
 
 fn perturbed(scale: f64) -> CouplingFlow {
-    let mut flow = CouplingFlow::spline(DIM, &config()).unwrap();
+    let mut flow = CouplingFlow::<f64>::spline(DIM, &config()).unwrap();
     let noise = Normal::new(0.0, scale).unwrap();
     let mut rng = seeded(3);
     let p: Vec<f64> = flow
@@ -63,7 +64,7 @@ fn max_abs(a: &Array1<f64>) -> f64 {
 
 #[test]
 fn identity_at_initialisation() {
-    let flow = CouplingFlow::spline(
+    let flow = CouplingFlow::<f64>::spline(
         DIM,
         &SplineFlowConfig {
             circular_shift: CircularShift::None,
@@ -222,8 +223,8 @@ fn random_circular_shifts_are_reproducible_and_keep_the_flow_invertible() {
         f
     };
     let (a, b) = (
-        perturb(CouplingFlow::spline(DIM, &cfg).unwrap()),
-        perturb(CouplingFlow::spline(DIM, &cfg).unwrap()),
+        perturb(CouplingFlow::<f64>::spline(DIM, &cfg).unwrap()),
+        perturb(CouplingFlow::<f64>::spline(DIM, &cfg).unwrap()),
     );
     let x = points(64, 9);
     assert_eq!(a.log_prob(x.view()).unwrap(), b.log_prob(x.view()).unwrap());
@@ -231,7 +232,7 @@ fn random_circular_shifts_are_reproducible_and_keep_the_flow_invertible() {
     let (x_back, _) = a.forward(z.view()).unwrap();
     assert!((&x_back - &x).iter().all(|v| v.abs() < 1e-10));
     // A different seed draws different shifts, hence a different (identity-initialised) map.
-    let c = CouplingFlow::spline(
+    let c = CouplingFlow::<f64>::spline(
         DIM,
         &SplineFlowConfig {
             init_seed: 99,
@@ -239,7 +240,7 @@ fn random_circular_shifts_are_reproducible_and_keep_the_flow_invertible() {
         },
     )
     .unwrap();
-    let i = CouplingFlow::spline(
+    let i = CouplingFlow::<f64>::spline(
         DIM,
         &SplineFlowConfig {
             init_seed: 98,

@@ -1,0 +1,48 @@
+//! The float types a flow computes in: f64 (the default, as fab-torch's alanine runs) or f32
+//! (about twice the matmul throughput, as JAX's default). The [`fab_core::Flow`] API stays in f64;
+//! values are converted once at its boundary.
+
+use dfdx::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A float type a flow can compute in: dfdx's `Dtype` plus `num_traits::Float`, with lossy
+/// conversions from and to the f64 of the public API.
+pub trait Real: Dtype + num_traits::Float + Send + Sync + std::fmt::Debug + 'static {
+    /// `v` rounded to this type.
+    fn of(v: f64) -> Self;
+    /// This value as f64 (exact).
+    fn wide(self) -> f64;
+}
+
+impl Real for f64 {
+    fn of(v: f64) -> Self {
+        v
+    }
+    fn wide(self) -> f64 {
+        self
+    }
+}
+
+impl Real for f32 {
+    fn of(v: f64) -> Self {
+        v as f32
+    }
+    fn wide(self) -> f64 {
+        self as f64
+    }
+}
+
+/// Which float type a flow computes in, as written in a config (`precision: F32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Precision {
+    /// Double precision (default).
+    #[default]
+    F64,
+    /// Single precision: faster, log q accurate to about 1e-5 relative.
+    F32,
+}
+
+/// Rank-2 tensor (rows × columns) of a flow in float type `E` on tape `T`.
+pub type M<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
+/// Rank-1 tensor of a flow in float type `E` on tape `T`.
+pub type V<E, T = NoneTape> = Tensor<(usize,), E, Cpu, T>;
