@@ -287,3 +287,41 @@ fn batched_evaluation_on_a_two_thread_pool_equals_row_by_row() {
         }
     }
 }
+
+/// The training gradient of a large batch is computed in row chunks on a 2-thread pool: loss,
+/// log q and parameter gradient must equal the single-pass result on one thread.
+#[test]
+fn chunked_training_gradient_equals_single_pass() {
+    let flow = perturbed(0.3);
+    let (x, _) = flow.sample(300, &mut seeded(10)).unwrap();
+    // Coefficients that depend on the whole batch, as the FAB loss's normalised weights do.
+    let coeff = |lq: ndarray::ArrayView1<f64>| {
+        let max = lq.fold(f64::NEG_INFINITY, |m, v| m.max(*v));
+        let w = lq.mapv(|v| (v - max).exp());
+        &w / w.sum() * lq.len() as f64
+    };
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            flow.weighted_nll_grad(x.view(), &mut |lq| coeff(lq))
+                .unwrap()
+        })
+    };
+    let (one, two) = (run(1), run(2));
+    assert!(max_abs(&(&one.log_q - &two.log_q)) < 1e-10);
+    assert!(max_abs(&(&one.coefficients - &two.coefficients)) < 1e-10);
+    assert!((one.loss - two.loss).abs() < 1e-10 * one.loss.abs().max(1.0));
+    let scale = one.grad.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let err = one
+        .grad
+        .iter()
+        .zip(&two.grad)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        scale > 0.0 && err < 1e-10 * scale,
+        "gradient differs by {err} (scale {scale})"
+    );
+}
