@@ -5,6 +5,8 @@
 //! target and the rest. One iteration evaluates the flow's log q and input gradient about 45 times
 //! (AIS) and its parameter gradient 8 times (updates), and the target about 33 × 256 times.
 //!
+//! Each runs with the flow in f64 and in f32 (`precision: F32`).
+//!
 //! Run: `cargo bench -p fab-benches --bench aldp_iteration`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -15,12 +17,12 @@ use fab_core::optim::AdamConfig;
 use fab_core::train::{BufferConfig, Iterations, LossKind, TrainConfig, Trainer};
 use fab_core::{rng::seeded, Flow, LogDensity};
 use fab_flows::spline::SplineConfig;
-use fab_flows::{CircularShift, CouplingFlow, SplineFlowConfig};
+use fab_flows::{CircularShift, FlowConfig, Precision, SplineFlowConfig};
 use fab_targets::aldp::{ChiralityFilter, InternalBoltzmann};
 
 const BATCH: usize = 256;
 
-fn quick_flow(target: &InternalBoltzmann) -> CouplingFlow {
+fn quick_flow(target: &InternalBoltzmann, precision: Precision) -> Box<dyn Flow> {
     let config = SplineFlowConfig {
         n_layers: 8,
         hidden_units: 64,
@@ -29,9 +31,9 @@ fn quick_flow(target: &InternalBoltzmann) -> CouplingFlow {
         spline: SplineConfig::default(),
         circular: target.transform().circular_indices(),
         circular_shift: CircularShift::Random,
-        ..Default::default()
+        precision,
     };
-    CouplingFlow::<f64>::spline(60, &config).unwrap()
+    fab_flows::build(&FlowConfig::SplineCoupling(config), 60).unwrap()
 }
 
 fn target() -> InternalBoltzmann {
@@ -39,9 +41,18 @@ fn target() -> InternalBoltzmann {
         .with_chirality_filter(Some(ChiralityFilter::default()))
 }
 
+/// Precisions benchmarked, with the tag in the benchmark name.
+const PRECISIONS: [(Precision, &str); 2] = [(Precision::F64, "f64"), (Precision::F32, "f32")];
+
 fn fab_iteration(c: &mut Criterion) {
+    for (precision, tag) in PRECISIONS {
+        fab_iteration_in(c, precision, tag);
+    }
+}
+
+fn fab_iteration_in(c: &mut Criterion, precision: Precision, tag: &str) {
     let target = target();
-    let mut flow = quick_flow(&target);
+    let mut flow = quick_flow(&target, precision);
     let mut ais = Ais::new(AisConfig {
         n_intermediate: 8,
         kernel: KernelConfig::Hmc {
@@ -73,28 +84,39 @@ fn fab_iteration(c: &mut Criterion) {
         iterations: Iterations::Fixed(1),
         ..Default::default()
     };
-    let mut trainer = Trainer::new(config, &flow).unwrap();
-    trainer.fill_buffer(&flow, &mut ais, &target).unwrap();
-    c.bench_function("fab_iteration_alanine_quick_flow_batch256", |b| {
-        b.iter(|| trainer.iteration(&mut flow, &mut ais, &target).unwrap())
-    });
+    let mut trainer = Trainer::new(config, flow.as_ref()).unwrap();
+    trainer
+        .fill_buffer(flow.as_ref(), &mut ais, &target)
+        .unwrap();
+    c.bench_function(
+        &format!("fab_iteration_alanine_quick_flow_{tag}_batch256"),
+        |b| b.iter(|| trainer.iteration(flow.as_mut(), &mut ais, &target).unwrap()),
+    );
 }
 
 fn passes(c: &mut Criterion) {
     let target = target();
-    let flow = quick_flow(&target);
-    let (z, _) = flow.sample(BATCH, &mut seeded(0)).unwrap();
     let mut grad = ndarray::Array2::zeros((BATCH, 60));
-    c.bench_function("alanine_quick_flow_log_prob_and_input_grad_batch256", |b| {
-        b.iter(|| flow.log_prob_and_grad(z.view(), grad.view_mut()).unwrap())
-    });
     let coeff = ndarray::Array1::from_elem(BATCH, 1.0 / BATCH as f64);
-    c.bench_function("alanine_quick_flow_forward_backward_params_batch256", |b| {
-        b.iter(|| {
-            flow.weighted_nll_grad(z.view(), &mut |_| coeff.clone())
-                .unwrap()
-        })
-    });
+    let (z, _) = quick_flow(&target, Precision::F64)
+        .sample(BATCH, &mut seeded(0))
+        .unwrap();
+    for (precision, tag) in PRECISIONS {
+        let flow = quick_flow(&target, precision);
+        c.bench_function(
+            &format!("alanine_quick_flow_{tag}_log_prob_and_input_grad_batch256"),
+            |b| b.iter(|| flow.log_prob_and_grad(z.view(), grad.view_mut()).unwrap()),
+        );
+        c.bench_function(
+            &format!("alanine_quick_flow_{tag}_forward_backward_params_batch256"),
+            |b| {
+                b.iter(|| {
+                    flow.weighted_nll_grad(z.view(), &mut |_| coeff.clone())
+                        .unwrap()
+                })
+            },
+        );
+    }
     c.bench_function("alanine_internal_log_prob_and_grad_batch256", |b| {
         b.iter(|| target.log_prob_and_grad(z.view(), grad.view_mut()).unwrap())
     });
