@@ -148,12 +148,22 @@ fn markdown(report: &serde_json::Value) -> String {
     );
     s.push_str("| metric | value |\n|---|---|\n");
     for (key, what) in ROWS {
-        s.push_str(&format!("| {what} (`{key}`) | {} |\n", fmt(&m[*key], 4)));
+        // Populations carry a standard error (`<key>_se`): delta method for weighted samples,
+        // block averaging for MD.
+        let se = &m[format!("{key}_se")];
+        let digits = if key.starts_with("population") { 5 } else { 4 };
+        let value = if se.is_null() {
+            fmt(&m[*key], digits)
+        } else {
+            format!("{} ± {}", fmt(&m[*key], digits), fmt(se, digits))
+        };
+        s.push_str(&format!("| {what} (`{key}`) | {value} |\n"));
     }
     s.push_str(&format!(
         "\nWall time: training {} s (this invocation), evaluation {} s on {} samples; peak memory {} MiB.\n\
          KL divergences are KL(ground truth ‖ model) of normalised histograms (fab-torch's evaluate_aldp); \
-         with n ground-truth frames they carry a finite-sample bias of roughly (occupied bins)/(2n).\n\n\
+         with n ground-truth frames they carry a finite-sample bias of roughly (occupied bins)/(2n). \
+         Populations are given ± one standard error (reweighted samples: delta method; MD: 20 blocks).\n\n\
          ![Ramachandran](ramachandran.png)\n\n![phi marginals](phi.png)\n\n![training curves](curves.png)\n\n\
          `flow-samples.pdb` holds 100 flow samples for molecular viewers.\n",
         fmt(&report["train_wall_seconds_this_invocation"], 0),

@@ -67,6 +67,9 @@ impl GroundTruth {
     }
 }
 
+/// Blocks of MD frames for the standard errors of the ground-truth populations.
+const MD_BLOCKS: usize = 20;
+
 /// The three KL divergences of one sample set against the ground truth.
 fn klds(
     truth: ArrayView2<f64>,
@@ -110,16 +113,30 @@ pub fn evaluate(
         m.push((format!("kld_phi_{name}"), phi));
         m.push((format!("kld_psi_{name}"), psi));
         m.push((format!("kld_ramachandran_{name}"), rama));
-        let pops = BasinPopulations::of(&angles.to_owned(), w.and_then(|w| w.to_slice()));
+        let (angles, w) = (angles.to_owned(), w.and_then(|w| w.to_slice()));
+        let pops = BasinPopulations::of(&angles, w);
+        let se = BasinPopulations::importance_standard_errors(&angles, w);
         m.push((format!("population_phi_positive_{name}"), pops.phi_positive));
+        m.push((
+            format!("population_phi_positive_{name}_se"),
+            se.phi_positive,
+        ));
         m.push((format!("population_alpha_r_{name}"), pops.alpha_r));
+        m.push((format!("population_alpha_r_{name}_se"), se.alpha_r));
     }
+    // MD frames are correlated: standard errors by block averaging.
     let pops = BasinPopulations::of(&truth.phi_psi, None);
+    let se = BasinPopulations::block_standard_errors(&truth.phi_psi, MD_BLOCKS);
     m.push((
         "population_phi_positive_ground_truth".into(),
         pops.phi_positive,
     ));
+    m.push((
+        "population_phi_positive_ground_truth_se".into(),
+        se.phi_positive,
+    ));
     m.push(("population_alpha_r_ground_truth".into(), pops.alpha_r));
+    m.push(("population_alpha_r_ground_truth_se".into(), se.alpha_r));
     m.push(("ground_truth_frames".into(), truth.z.nrows() as f64));
     // Mean log q of (up to 10,000 evenly spaced) ground-truth frames under the flow.
     let stride = (truth.z.nrows() / 10_000).max(1);

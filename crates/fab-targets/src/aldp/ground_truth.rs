@@ -1,9 +1,8 @@
 //! Ground-truth samples of alanine dipeptide by temperature replica exchange (spec aldp-target.md
 //! §7.3): frames of the lowest (target) temperature replica, in Cartesian and FAB's internal
-//! coordinates, with φ/ψ and energies; plus the populations of the Ramachandran basins.
+//! coordinates, with φ/ψ and energies (basin populations: [`crate::aldp::basins`]).
 
 use ndarray::{Array1, Array2};
-use serde::{Deserialize, Serialize};
 
 use crate::aldp::cartesian::GAS_CONSTANT;
 use crate::aldp::crd::parse_crd;
@@ -13,6 +12,8 @@ use crate::aldp::ramachandran::phi_psi;
 use crate::aldp::vec3::Vec3;
 use crate::aldp::{ForceField, ALANINE_DIPEPTIDE_CRD, ALANINE_DIPEPTIDE_PRMTOP};
 use crate::replica_exchange::{ReplicaExchange, ReplicaExchangeConfig};
+
+pub use crate::aldp::basins::BasinPopulations;
 
 /// Saved frames of the target-temperature replica.
 #[derive(Debug, Clone)]
@@ -25,44 +26,6 @@ pub struct Frames {
     pub phi_psi: Array2<f64>,
     /// Potential energies (kJ/mol).
     pub energy: Array1<f64>,
-}
-
-/// Fractions of frames in the Ramachandran regions used to judge FAB (IUPAC angles, rad).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BasinPopulations {
-    /// φ > 0 (αL / C7ax): the rare basin.
-    pub phi_positive: f64,
-    /// φ < 0 and −2.5 < ψ < 1.0 (αR and C7eq side).
-    pub alpha_r: f64,
-    /// φ < 0 and the rest of ψ (β / PII / C5).
-    pub beta: f64,
-}
-
-impl BasinPopulations {
-    /// Populations of the rows of `phi_psi` (n, 2), weighted by `weights` if given.
-    pub fn of(phi_psi: &Array2<f64>, weights: Option<&[f64]>) -> Self {
-        let (mut pos, mut alpha, mut beta, mut total) = (0.0, 0.0, 0.0, 0.0);
-        for (i, row) in phi_psi.outer_iter().enumerate() {
-            let (phi, psi) = (row[0], row[1]);
-            if !(phi.is_finite() && psi.is_finite()) {
-                continue;
-            }
-            let w = weights.map_or(1.0, |w| w[i]);
-            total += w;
-            if phi > 0.0 {
-                pos += w;
-            } else if psi > -2.5 && psi < 1.0 {
-                alpha += w;
-            } else {
-                beta += w;
-            }
-        }
-        Self {
-            phi_positive: pos / total,
-            alpha_r: alpha / total,
-            beta: beta / total,
-        }
-    }
 }
 
 /// Progress of a run, passed to the caller's callback.

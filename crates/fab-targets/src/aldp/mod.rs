@@ -2,6 +2,7 @@
 //! force field (bonded, Coulomb/LJ, OBC1 GB + ACE) with analytic gradients, one file per term; the
 //! internal-coordinate transform and FAB's target density over it; chirality and Ramachandran angles.
 
+pub mod basins;
 pub mod bonded;
 pub mod cartesian;
 pub mod chirality;
