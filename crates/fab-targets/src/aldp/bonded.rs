@@ -7,18 +7,19 @@
 //!   atan2(|b₂| b₁·(b₂×b₃), (b₁×b₂)·(b₂×b₃)) with b₁ = x_j − x_i, b₂ = x_k − x_j, b₃ = x_l − x_k.
 //!   The prmtop phases 3.141594 (not π) are kept, as the spec requires.
 
+use crate::aldp::lanes::Lane;
 use crate::aldp::prmtop::Prmtop;
-use crate::aldp::vec3::{add_to, cross, dot, scale, sub, Vec3};
+use crate::aldp::vec3::{add_to, cross, dot, scale, sub};
 
 /// kcal → kJ.
 const KCAL: f64 = 4.184;
 
-/// Energies of the three bonded terms (kJ/mol).
+/// Energies of the three bonded terms (kJ/mol; per lane for SIMD kernels).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct BondedEnergy {
-    pub bond: f64,
-    pub angle: f64,
-    pub torsion: f64,
+pub struct BondedEnergy<S = f64> {
+    pub bond: S,
+    pub angle: S,
+    pub torsion: S,
 }
 
 /// Bonded parameters in OpenMM units.
@@ -60,14 +61,19 @@ impl BondedTerms {
         }
     }
 
-    /// Energies of one conformation `x` (atoms × 3, nm); adds ∂E/∂x into `grad`.
-    pub fn energy_and_grad(&self, x: &[Vec3], grad: &mut [Vec3]) -> BondedEnergy {
-        let mut e = BondedEnergy::default();
+    /// Energies of one conformation `x` (atoms × 3, nm; one per lane); adds ∂E/∂x into `grad`.
+    pub fn energy_and_grad<S: Lane>(&self, x: &[[S; 3]], grad: &mut [[S; 3]]) -> BondedEnergy<S> {
+        let zero = S::splat(0.0);
+        let mut e = BondedEnergy {
+            bond: zero,
+            angle: zero,
+            torsion: zero,
+        };
         for &([i, j], k, r0) in &self.bonds {
             let d = sub(x[i], x[j]);
             let r = dot(d, d).sqrt();
-            e.bond += k * (r - r0) * (r - r0);
-            let de_dr = 2.0 * k * (r - r0) / r;
+            e.bond += (r - r0) * k * (r - r0);
+            let de_dr = (r - r0) * (2.0 * k) / r;
             add_to(&mut grad[i], d, de_dr);
             add_to(&mut grad[j], d, -de_dr);
         }
@@ -75,13 +81,13 @@ impl BondedTerms {
             let (u, v) = (sub(x[i], x[j]), sub(x[l], x[j]));
             let (uu, vv, uv) = (dot(u, u), dot(v, v), dot(u, v));
             let norm = (uu * vv).sqrt();
-            let cos = (uv / norm).clamp(-1.0, 1.0);
+            let cos = (uv / norm).max(S::splat(-1.0)).min(S::splat(1.0));
             let theta = cross(u, v);
-            let theta = dot(theta, theta).sqrt().atan2(uv);
-            e.angle += k * (theta - theta0) * (theta - theta0);
-            let sin = (1.0 - cos * cos).sqrt().max(1e-12);
+            let theta = dot(theta, theta).sqrt().zip_map(uv, f64::atan2);
+            e.angle += (theta - theta0) * k * (theta - theta0);
+            let sin = (-(cos * cos) + 1.0).sqrt().max(S::splat(1e-12));
             // dθ/du = −(v/(|u||v|) − cos·u/|u|²)/sin θ, and symmetrically for v.
-            let de = 2.0 * k * (theta - theta0) / -sin;
+            let de = (theta - theta0) * (2.0 * k) / -sin;
             let du = [
                 v[0] / norm - cos * u[0] / uu,
                 v[1] / norm - cos * u[1] / uu,
@@ -102,17 +108,17 @@ impl BondedTerms {
             let (n1, n2) = (cross(b1, b2), cross(b2, b3));
             let b2n = dot(b2, b2).sqrt();
             // cos φ and sin φ without atan2, then cos nφ, sin nφ by the angle-addition recurrence.
-            let inv = 1.0 / (dot(n1, n1) * dot(n2, n2)).sqrt();
+            let inv = S::splat(1.0) / (dot(n1, n1) * dot(n2, n2)).sqrt();
             let (cos1, sin1) = (dot(n1, n2) * inv, b2n * dot(b1, n2) * inv);
-            let (mut cos_n, mut sin_n) = (1.0, 0.0);
+            let (mut cos_n, mut sin_n) = (S::splat(1.0), zero);
             for _ in 0..n {
                 (cos_n, sin_n) = (cos_n * cos1 - sin_n * sin1, sin_n * cos1 + cos_n * sin1);
             }
             // cos(nφ − p) and sin(nφ − p).
             let cos_t = cos_n * cos_p + sin_n * sin_p;
             let sin_t = sin_n * cos_p - cos_n * sin_p;
-            e.torsion += k * (1.0 + cos_t);
-            let de_dphi = -k * n as f64 * sin_t;
+            e.torsion += (cos_t + 1.0) * k;
+            let de_dphi = sin_t * (-k * n as f64);
             // Blondel & Karplus (1996): gradients of φ for the four atoms.
             let ga = scale(n1, -b2n / dot(n1, n1));
             let gd = scale(n2, b2n / dot(n2, n2));
@@ -120,8 +126,8 @@ impl BondedTerms {
             add_to(&mut grad[a], ga, de_dphi);
             add_to(&mut grad[d], gd, de_dphi);
             for dim in 0..3 {
-                grad[b][dim] += de_dphi * (f3 * gd[dim] - (1.0 + f1) * ga[dim]);
-                grad[c][dim] += de_dphi * (f1 * ga[dim] - (1.0 + f3) * gd[dim]);
+                grad[b][dim] += de_dphi * (f3 * gd[dim] - (f1 + 1.0) * ga[dim]);
+                grad[c][dim] += de_dphi * (f1 * ga[dim] - (f3 + 1.0) * gd[dim]);
             }
         }
         e
@@ -131,6 +137,7 @@ impl BondedTerms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aldp::vec3::Vec3;
 
     #[test]
     fn each_term_gradient_matches_finite_differences_on_a_random_geometry() {

@@ -4,21 +4,23 @@
 
 use crate::aldp::bonded::{BondedEnergy, BondedTerms};
 use crate::aldp::gb_obc::{GbEnergy, GbObc};
+use crate::aldp::lanes::{pack, unpack, Lane, X4};
 use crate::aldp::nonbonded::{Nonbonded, NonbondedEnergy};
 use crate::aldp::pair_geometry::{all_pairs, PairGeometry};
 use crate::aldp::prmtop::{Prmtop, PrmtopError};
+use crate::aldp::vec3::Vec3;
 
-/// Energy of one conformation split by term.
+/// Energy of one conformation split by term (per lane for SIMD kernels).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Energy {
-    pub bonded: BondedEnergy,
-    pub nonbonded: NonbondedEnergy,
-    pub gb: GbEnergy,
+pub struct Energy<S = f64> {
+    pub bonded: BondedEnergy<S>,
+    pub nonbonded: NonbondedEnergy<S>,
+    pub gb: GbEnergy<S>,
 }
 
-impl Energy {
+impl<S: Lane> Energy<S> {
     /// Total potential energy (kJ/mol).
-    pub fn total(&self) -> f64 {
+    pub fn total(&self) -> S {
         self.bonded.bond
             + self.bonded.angle
             + self.bonded.torsion
@@ -66,14 +68,31 @@ impl ForceField {
         self.n_atoms
     }
 
-    /// Energy of one conformation (atoms × 3, nm); writes ∂E/∂x (kJ/mol/nm, minus the forces) into `grad`.
-    pub fn energy_and_grad(&self, x: &[[f64; 3]], grad: &mut [[f64; 3]]) -> Energy {
-        grad.iter_mut().for_each(|g| *g = [0.0; 3]);
+    /// Energy of one conformation (atoms × 3, nm; or one per SIMD lane, see
+    /// [`Self::energy_and_grad_batch`]); writes ∂E/∂x (kJ/mol/nm, minus the forces) into `grad`.
+    pub fn energy_and_grad<S: Lane>(&self, x: &[[S; 3]], grad: &mut [[S; 3]]) -> Energy<S> {
+        grad.iter_mut().for_each(|g| *g = [S::splat(0.0); 3]);
         let geo = PairGeometry::new(x, &self.pairs);
         Energy {
             bonded: self.bonded.energy_and_grad(x, grad),
             nonbonded: self.nonbonded.energy_and_grad_with(&geo, grad),
             gb: self.gb.energy_and_grad_with(&geo, grad),
         }
+    }
+
+    /// Total energies of up to four conformations at once, one per SIMD lane ([`X4`]); writes
+    /// each conformation's ∂E/∂x into the matching entry of `grads`.
+    pub fn energy_and_grad_batch(&self, xs: &[&[Vec3]], grads: &mut [&mut [Vec3]]) -> [f64; 4] {
+        assert!(
+            (1..=X4::WIDTH).contains(&xs.len()) && grads.len() == xs.len(),
+            "energy_and_grad_batch takes 1 to 4 conformations and as many gradient buffers"
+        );
+        let x = pack(xs);
+        let mut g = vec![[X4::splat(0.0); 3]; x.len()];
+        let e = self.energy_and_grad(&x, &mut g).total();
+        for (l, out) in grads.iter_mut().enumerate() {
+            out.copy_from_slice(&unpack(&g, l));
+        }
+        e.lanes()
     }
 }

@@ -11,6 +11,7 @@
 //! bonded ones included. The gradient adds the explicit r-dependence of fᵢⱼ to the chain rule through
 //! the Born radii: ∂E/∂Bᵢ · dBᵢ/dψᵢ · oᵢ · dIᵢⱼ/dr.
 
+use crate::aldp::lanes::Lane;
 use crate::aldp::pair_geometry::{all_pairs, PairGeometry};
 use crate::aldp::prmtop::Prmtop;
 
@@ -23,17 +24,17 @@ const GAMMA: f64 = 2.909125;
 const ACE: f64 = 28.3919551;
 const PROBE: f64 = 0.14;
 
-/// GB energies (kJ/mol) split as the reference breakdown.
+/// GB energies (kJ/mol) split as the reference breakdown (per lane for SIMD kernels).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct GbEnergy {
-    pub self_energy: f64,
-    pub pair: f64,
-    pub ace: f64,
+pub struct GbEnergy<S = f64> {
+    pub self_energy: S,
+    pub pair: S,
+    pub ace: S,
 }
 
-impl GbEnergy {
+impl<S: Lane> GbEnergy<S> {
     /// OpenMM's CustomGBForce energy.
-    pub fn total(&self) -> f64 {
+    pub fn total(&self) -> S {
         self.self_energy + self.pair + self.ace
     }
 }
@@ -48,32 +49,36 @@ pub struct GbObc {
 }
 
 /// Iᵢⱼ and dIᵢⱼ/dr for distance r (with 1/r), offset radius `o` of atom i and scaled radius `s`
-/// of atom j. Written with reciprocals so a pair costs one log and three divisions.
-#[inline]
-fn born_integral(r: f64, inv_r: f64, o: f64, s: f64) -> (f64, f64) {
-    if r + s < o {
-        return (0.0, 0.0);
-    }
-    let inv_u = 1.0 / (r + s);
-    let (l, dl) = if (r - s).abs() > o {
-        ((r - s).abs(), (r - s).signum())
-    } else {
-        (o, 0.0)
-    };
-    let inv_l = 1.0 / l;
+/// of atom j. Written with reciprocals so a pair costs one log and three divisions, and with
+/// selects instead of branches so SIMD lanes can take different cases.
+#[inline(always)]
+fn born_integral<S: Lane>(r: S, inv_r: S, o: f64, s: f64) -> (S, S) {
+    let (zero, one, os) = (S::splat(0.0), S::splat(1.0), S::splat(o));
+    let r_minus_s = r - s;
+    let far = r_minus_s.abs().gt(os);
+    // L = max(o, |r − s|) and dL/dr.
+    let l = S::select(far, r_minus_s.abs(), os);
+    let dl = S::select(far, S::select(r_minus_s.gt(zero), one, -one), zero);
+    let inv_u = one / (r + s);
+    let inv_l = one / l;
     let (inv_u2, inv_l2) = (inv_u * inv_u, inv_l * inv_l);
-    let s2_inv_r = s * s * inv_r;
+    let s2_inv_r = inv_r * (s * s);
     let q = r - s2_inv_r;
     let inv = inv_u2 - inv_l2;
     let log = (l * inv_u).ln();
-    let value = 0.5 * (inv_l - inv_u + 0.25 * q * inv + 0.5 * log * inv_r);
-    let derivative = 0.5
-        * (-dl * inv_l2
-            + inv_u2
-            + 0.25 * (1.0 + s2_inv_r * inv_r) * inv
-            + 0.5 * q * (dl * inv_l2 * inv_l - inv_u2 * inv_u)
-            + 0.5 * inv_r * (dl * inv_l - inv_u - log * inv_r));
-    (value, derivative)
+    let value = (inv_l - inv_u + q * 0.25 * inv + log * 0.5 * inv_r) * 0.5;
+    let derivative = (-dl * inv_l2
+        + inv_u2
+        + (s2_inv_r * inv_r + 1.0) * 0.25 * inv
+        + q * 0.5 * (dl * inv_l2 * inv_l - inv_u2 * inv_u)
+        + inv_r * 0.5 * (dl * inv_l - inv_u - log * inv_r))
+        * 0.5;
+    // Atom i lies inside the scaled sphere of j (r + s < o): no contribution.
+    let inside = (r + s).lt(os);
+    (
+        S::select(inside, zero, value),
+        S::select(inside, zero, derivative),
+    )
 }
 
 impl GbObc {
@@ -100,10 +105,11 @@ impl GbObc {
     }
 
     /// Born radii, dBᵢ/dIᵢ and, per pair p = (i, j), dIᵢⱼ/dr and dIⱼᵢ/dr.
-    fn born(&self, geo: &PairGeometry) -> Born {
+    fn born<S: Lane>(&self, geo: &PairGeometry<S>) -> Born<S> {
         let n = geo.n;
-        let mut integral = vec![0.0; n];
-        let mut d_integral = vec![[0.0; 2]; geo.pairs.len()];
+        let zero = S::splat(0.0);
+        let mut integral = vec![zero; n];
+        let mut d_integral = Vec::with_capacity(geo.pairs.len());
         for (p, &(i, j)) in geo.pairs.iter().enumerate() {
             let (r, inv_r) = (geo.r[p], geo.inv_r[p]);
             let (v_ij, d_ij) =
@@ -112,20 +118,20 @@ impl GbObc {
                 born_integral(r, inv_r, self.offset_radius[j], self.scaled_radius[i]);
             integral[i] += v_ij;
             integral[j] += v_ji;
-            d_integral[p] = [d_ij, d_ji];
+            d_integral.push([d_ij, d_ji]);
         }
         let mut radii = Vec::with_capacity(n);
         let mut d_radii = Vec::with_capacity(n);
         for i in 0..n {
-            let o = self.offset_radius[i];
+            let (o, rho) = (self.offset_radius[i], self.rho[i]);
             let psi = integral[i] * o;
-            let t = (ALPHA * psi - BETA * psi * psi + GAMMA * psi * psi * psi).tanh();
-            let b = 1.0 / (1.0 / o - t / self.rho[i]);
+            let t = (psi * ALPHA - psi * BETA * psi + psi * GAMMA * psi * psi).map(f64::tanh);
+            let b = S::splat(1.0) / (S::splat(1.0 / o) - t / rho);
             radii.push(b);
             // dB/dI = B² (1 − tanh²)/ρ · (α − 2βψ + 3γψ²) · o
             d_radii.push(
-                b * b * (1.0 - t * t) / self.rho[i]
-                    * (ALPHA - 2.0 * BETA * psi + 3.0 * GAMMA * psi * psi)
+                b * b * (-(t * t) + 1.0) / rho
+                    * (-(psi * (2.0 * BETA)) + ALPHA + psi * (3.0 * GAMMA) * psi)
                     * o,
             );
         }
@@ -141,44 +147,54 @@ impl GbObc {
         self.energy_and_grad_with(&PairGeometry::new(x, &all_pairs(x.len())), grad)
     }
 
-    /// As [`Self::energy_and_grad`], from precomputed pair geometry.
-    pub fn energy_and_grad_with(&self, geo: &PairGeometry, grad: &mut [[f64; 3]]) -> GbEnergy {
+    /// As [`Self::energy_and_grad`], from precomputed pair geometry (one conformation per lane).
+    pub fn energy_and_grad_with<S: Lane>(
+        &self,
+        geo: &PairGeometry<S>,
+        grad: &mut [[S; 3]],
+    ) -> GbEnergy<S> {
         let n = geo.n;
         let kd = K_GB * (1.0 - 1.0 / EPS_SOLVENT);
         let born = self.born(geo);
         let b = &born.radii;
         let q = &self.charges;
-        let mut e = GbEnergy::default();
+        let zero = S::splat(0.0);
+        let mut e = GbEnergy {
+            self_energy: zero,
+            pair: zero,
+            ace: zero,
+        };
         // ∂E/∂Bᵢ accumulated from every term, then pushed through the Born radii.
-        let mut de_db = vec![0.0; n];
+        let mut de_db = vec![zero; n];
         for i in 0..n {
-            e.self_energy -= 0.5 * kd * q[i] * q[i] / b[i];
-            de_db[i] += 0.5 * kd * q[i] * q[i] / (b[i] * b[i]);
-            let ratio = self.rho[i] / b[i];
+            let self_coefficient = S::splat(0.5 * kd * q[i] * q[i]);
+            e.self_energy -= self_coefficient / b[i];
+            de_db[i] += self_coefficient / (b[i] * b[i]);
+            let ratio = S::splat(self.rho[i]) / b[i];
             let ratio3 = ratio * ratio * ratio;
-            let ace = ACE * (self.rho[i] + PROBE) * (self.rho[i] + PROBE) * ratio3 * ratio3;
+            let ace = ratio3 * (ACE * (self.rho[i] + PROBE) * (self.rho[i] + PROBE)) * ratio3;
             e.ace += ace;
-            de_db[i] -= 6.0 * ace / b[i];
+            de_db[i] -= ace * 6.0 / b[i];
         }
         for (p, &(i, j)) in geo.pairs.iter().enumerate() {
             let r = geo.r[p];
             let r2 = r * r;
             let bb = b[i] * b[j];
-            let inv_4bb = 0.25 / bb;
+            let inv_4bb = S::splat(0.25) / bb;
             let ex = (-r2 * inv_4bb).exp();
             let f2 = r2 + bb * ex;
-            let inv_f = 1.0 / f2.sqrt();
+            let inv_f = S::splat(1.0) / f2.sqrt();
             let qq = kd * q[i] * q[j];
-            e.pair -= qq * inv_f;
+            e.pair -= inv_f * qq;
             // ∂E/∂f = qq/f²; ∂f/∂r · 1/r = (1 − ex/4)/f; ∂f/∂Bᵢ = Bⱼ ex (1 + r²/(4BᵢBⱼ)) / (2f).
-            let de_df = qq * inv_f * inv_f;
-            geo.add_radial(p, de_df * (1.0 - 0.25 * ex) * inv_f, grad);
-            let common = de_df * ex * (1.0 + r2 * inv_4bb) * 0.5 * inv_f;
+            let de_df = inv_f * qq * inv_f;
+            geo.add_radial(p, de_df * (-(ex * 0.25) + 1.0) * inv_f, grad);
+            let common = de_df * ex * (r2 * inv_4bb + 1.0) * 0.5 * inv_f;
             de_db[i] += common * b[j];
             de_db[j] += common * b[i];
         }
         // Chain rule through Iᵢ = Σⱼ Iᵢⱼ(rᵢⱼ), both directions of each pair at once.
-        let c: Vec<f64> = (0..n).map(|i| de_db[i] * born.d_radii[i]).collect();
+        let c: Vec<S> = (0..n).map(|i| de_db[i] * born.d_radii[i]).collect();
         for (p, &(i, j)) in geo.pairs.iter().enumerate() {
             let [d_ij, d_ji] = born.d_integral[p];
             geo.add_radial(p, (c[i] * d_ij + c[j] * d_ji) * geo.inv_r[p], grad);
@@ -188,8 +204,8 @@ impl GbObc {
 }
 
 /// Born radii and the derivatives the gradient needs.
-struct Born {
-    radii: Vec<f64>,
-    d_radii: Vec<f64>,
-    d_integral: Vec<[f64; 2]>,
+struct Born<S> {
+    radii: Vec<S>,
+    d_radii: Vec<S>,
+    d_integral: Vec<[S; 2]>,
 }

@@ -12,6 +12,7 @@ pub mod gb_obc;
 pub mod ground_truth;
 pub mod internal_boltzmann;
 pub mod internal_coordinates;
+pub mod lanes;
 pub mod nonbonded;
 pub mod pair_geometry;
 pub mod pdb;

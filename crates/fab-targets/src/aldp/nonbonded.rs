@@ -8,7 +8,8 @@
 
 use std::collections::HashSet;
 
-use crate::aldp::pair_geometry::{all_pairs, PairGeometry};
+use crate::aldp::lanes::Lane;
+use crate::aldp::pair_geometry::{all_pairs, pair_index, PairGeometry};
 use crate::aldp::prmtop::Prmtop;
 
 /// Coulomb constant 1/(4πε₀) in kJ·nm/(mol·e²) (OpenMM ≥ 7.5, CODATA 2018).
@@ -18,18 +19,18 @@ pub const AMBER_CHARGE: f64 = 18.2223;
 const SCEE: f64 = 1.2;
 const SCNB: f64 = 2.0;
 
-/// Nonbonded energies (kJ/mol) split as OpenMM's reference breakdown.
+/// Nonbonded energies (kJ/mol) split as OpenMM's reference breakdown (per lane for SIMD kernels).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct NonbondedEnergy {
-    pub coulomb_14: f64,
-    pub lj_14: f64,
-    pub coulomb: f64,
-    pub lj: f64,
+pub struct NonbondedEnergy<S = f64> {
+    pub coulomb_14: S,
+    pub lj_14: S,
+    pub coulomb: S,
+    pub lj: S,
 }
 
-impl NonbondedEnergy {
+impl<S: Lane> NonbondedEnergy<S> {
     /// Sum of the four parts (OpenMM's NonbondedForce energy).
-    pub fn total(&self) -> f64 {
+    pub fn total(&self) -> S {
         self.coulomb_14 + self.lj_14 + self.coulomb + self.lj
     }
 }
@@ -102,7 +103,7 @@ impl Nonbonded {
                     (1.0, 1.0)
                 };
                 pairs.push(Pair {
-                    index: PairGeometry::index(n, i, j),
+                    index: pair_index(n, i, j),
                     qq: COULOMB * charges[i] * charges[j] * cs,
                     sigma: 0.5 * (sigma[i] + sigma[j]),
                     four_eps: 4.0 * (eps[i] * eps[j]).sqrt() * ls,
@@ -124,21 +125,27 @@ impl Nonbonded {
         self.energy_and_grad_with(&PairGeometry::new(x, &all_pairs(x.len())), grad)
     }
 
-    /// As [`Self::energy_and_grad`], from precomputed pair geometry.
-    pub fn energy_and_grad_with(
+    /// As [`Self::energy_and_grad`], from precomputed pair geometry (one conformation per lane).
+    pub fn energy_and_grad_with<S: Lane>(
         &self,
-        geo: &PairGeometry,
-        grad: &mut [[f64; 3]],
-    ) -> NonbondedEnergy {
-        let mut e = NonbondedEnergy::default();
+        geo: &PairGeometry<S>,
+        grad: &mut [[S; 3]],
+    ) -> NonbondedEnergy<S> {
+        let zero = S::splat(0.0);
+        let mut e = NonbondedEnergy {
+            coulomb_14: zero,
+            lj_14: zero,
+            coulomb: zero,
+            lj: zero,
+        };
         for p in &self.pairs {
             let inv_r = geo.inv_r[p.index];
             let inv_r2 = inv_r * inv_r;
-            let coulomb = p.qq * inv_r;
-            let s2 = p.sigma * p.sigma * inv_r2;
+            let coulomb = inv_r * p.qq;
+            let s2 = inv_r2 * (p.sigma * p.sigma);
             let s6 = s2 * s2 * s2;
-            let lj = p.four_eps * (s6 * s6 - s6);
-            let de_dr_over_r = (-coulomb - p.four_eps * (12.0 * s6 * s6 - 6.0 * s6)) * inv_r2;
+            let lj = (s6 * s6 - s6) * p.four_eps;
+            let de_dr_over_r = (-coulomb - (s6 * 12.0 * s6 - s6 * 6.0) * p.four_eps) * inv_r2;
             geo.add_radial(p.index, de_dr_over_r, grad);
             if p.is_14 {
                 e.coulomb_14 += coulomb;

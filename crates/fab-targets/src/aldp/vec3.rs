@@ -1,21 +1,24 @@
 //! Small 3-vector helpers shared by the force-field terms and the internal-coordinate transform,
-//! with the vector-Jacobian products (adjoints) the transform's reverse pass needs.
+//! with the vector-Jacobian products (adjoints) the transform's reverse pass needs. The basic
+//! operations are generic over [`Lane`], so the force field can run them on SIMD lanes.
+
+use crate::aldp::lanes::Lane;
 
 /// A point or vector in R³ (nm).
 pub type Vec3 = [f64; 3];
 
 /// a − b.
-pub fn sub(a: Vec3, b: Vec3) -> Vec3 {
+pub fn sub<S: Lane>(a: [S; 3], b: [S; 3]) -> [S; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
 /// a · b.
-pub fn dot(a: Vec3, b: Vec3) -> f64 {
+pub fn dot<S: Lane>(a: [S; 3], b: [S; 3]) -> S {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
 /// a × b.
-pub fn cross(a: Vec3, b: Vec3) -> Vec3 {
+pub fn cross<S: Lane>(a: [S; 3], b: [S; 3]) -> [S; 3] {
     [
         a[1] * b[2] - a[2] * b[1],
         a[2] * b[0] - a[0] * b[2],
@@ -24,7 +27,7 @@ pub fn cross(a: Vec3, b: Vec3) -> Vec3 {
 }
 
 /// s a.
-pub fn scale(a: Vec3, s: f64) -> Vec3 {
+pub fn scale<S: Lane>(a: [S; 3], s: S) -> [S; 3] {
     [a[0] * s, a[1] * s, a[2] * s]
 }
 
@@ -34,7 +37,7 @@ pub fn norm(a: Vec3) -> f64 {
 }
 
 /// g += s a.
-pub fn add_to(g: &mut Vec3, a: Vec3, s: f64) {
+pub fn add_to<S: Lane>(g: &mut [S; 3], a: [S; 3], s: S) {
     for d in 0..3 {
         g[d] += s * a[d];
     }

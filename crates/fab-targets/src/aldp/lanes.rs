@@ -1,0 +1,174 @@
+//! The number type of the force-field kernels: one conformation (`f64`) or four conformations at
+//! once in SIMD lanes ([`X4`], `wide::f64x4`: AVX when the build targets it, two SSE2 halves
+//! otherwise). The kernels in bonded.rs, nonbonded.rs, gb_obc.rs and pair_geometry.rs are written
+//! once over [`Lane`]; every lane runs the same arithmetic on its own conformation, and branches
+//! become masked selects, so a lane's result equals the scalar result up to the last bits of
+//! `wide`'s ln/exp (tests/aldp_forcefield.rs compares them).
+
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+pub use wide::f64x4 as X4;
+
+/// Arithmetic the force-field kernels need, on one value or on a SIMD vector of values.
+pub trait Lane:
+    Copy
+    + Debug
+    + Send
+    + Sync
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + Add<f64, Output = Self>
+    + Sub<f64, Output = Self>
+    + Mul<f64, Output = Self>
+    + Div<f64, Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+{
+    /// Result of a lane-wise comparison.
+    type Mask: Copy;
+    /// Number of conformations in one value.
+    const WIDTH: usize;
+    /// `v` in every lane.
+    fn splat(v: f64) -> Self;
+    /// Lane-wise √.
+    fn sqrt(self) -> Self;
+    /// Lane-wise natural logarithm.
+    fn ln(self) -> Self;
+    /// Lane-wise eˣ.
+    fn exp(self) -> Self;
+    /// Lane-wise |x|.
+    fn abs(self) -> Self;
+    /// Lane-wise maximum.
+    fn max(self, o: Self) -> Self;
+    /// Lane-wise minimum.
+    fn min(self, o: Self) -> Self;
+    /// Lane-wise self < o.
+    fn lt(self, o: Self) -> Self::Mask;
+    /// Lane-wise self > o.
+    fn gt(self, o: Self) -> Self::Mask;
+    /// Lane-wise `if m { a } else { b }`.
+    fn select(m: Self::Mask, a: Self, b: Self) -> Self;
+    /// Applies a scalar function to every lane (for the few tanh / atan2 calls per conformation).
+    fn map(self, f: impl Fn(f64) -> f64) -> Self;
+    /// Applies a scalar function of two arguments lane by lane.
+    fn zip_map(self, o: Self, f: impl Fn(f64, f64) -> f64) -> Self;
+    /// The lane values (a scalar is lane 0, the rest zero).
+    fn lanes(self) -> [f64; 4];
+}
+
+impl Lane for f64 {
+    type Mask = bool;
+    const WIDTH: usize = 1;
+    fn splat(v: f64) -> Self {
+        v
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+    fn ln(self) -> Self {
+        f64::ln(self)
+    }
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn abs(self) -> Self {
+        f64::abs(self)
+    }
+    fn max(self, o: Self) -> Self {
+        f64::max(self, o)
+    }
+    fn min(self, o: Self) -> Self {
+        f64::min(self, o)
+    }
+    fn lt(self, o: Self) -> bool {
+        self < o
+    }
+    fn gt(self, o: Self) -> bool {
+        self > o
+    }
+    fn select(m: bool, a: Self, b: Self) -> Self {
+        if m {
+            a
+        } else {
+            b
+        }
+    }
+    fn map(self, f: impl Fn(f64) -> f64) -> Self {
+        f(self)
+    }
+    fn zip_map(self, o: Self, f: impl Fn(f64, f64) -> f64) -> Self {
+        f(self, o)
+    }
+    fn lanes(self) -> [f64; 4] {
+        [self, 0.0, 0.0, 0.0]
+    }
+}
+
+impl Lane for X4 {
+    type Mask = X4;
+    const WIDTH: usize = 4;
+    fn splat(v: f64) -> Self {
+        X4::splat(v)
+    }
+    fn sqrt(self) -> Self {
+        X4::sqrt(self)
+    }
+    fn ln(self) -> Self {
+        X4::ln(self)
+    }
+    fn exp(self) -> Self {
+        X4::exp(self)
+    }
+    fn abs(self) -> Self {
+        X4::abs(self)
+    }
+    fn max(self, o: Self) -> Self {
+        X4::max(self, o)
+    }
+    fn min(self, o: Self) -> Self {
+        X4::min(self, o)
+    }
+    fn lt(self, o: Self) -> X4 {
+        self.simd_lt(o)
+    }
+    fn gt(self, o: Self) -> X4 {
+        self.simd_gt(o)
+    }
+    fn select(m: X4, a: Self, b: Self) -> Self {
+        m.select(a, b)
+    }
+    fn map(self, f: impl Fn(f64) -> f64) -> Self {
+        X4::new(self.to_array().map(f))
+    }
+    fn zip_map(self, o: Self, f: impl Fn(f64, f64) -> f64) -> Self {
+        let (a, b) = (self.to_array(), o.to_array());
+        X4::new(std::array::from_fn(|i| f(a[i], b[i])))
+    }
+    fn lanes(self) -> [f64; 4] {
+        self.to_array()
+    }
+}
+
+/// Packs up to four conformations (atoms × 3) into lanes; missing ones repeat the first.
+pub fn pack(xs: &[&[[f64; 3]]]) -> Vec<[X4; 3]> {
+    let n = xs[0].len();
+    (0..n)
+        .map(|a| {
+            std::array::from_fn(|d| {
+                X4::new(std::array::from_fn(|l| xs.get(l).unwrap_or(&xs[0])[a][d]))
+            })
+        })
+        .collect()
+}
+
+/// Lane `l` of packed per-atom vectors.
+pub fn unpack(v: &[[X4; 3]], l: usize) -> Vec<[f64; 3]> {
+    v.iter()
+        .map(|a| std::array::from_fn(|d| a[d].to_array()[l]))
+        .collect()
+}
