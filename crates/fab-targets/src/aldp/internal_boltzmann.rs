@@ -1,11 +1,12 @@
 //! The FAB alanine-dipeptide target: the Boltzmann density in the 60 normalised internal
 //! coordinates, log p(z) = −reg(E(x(z))/kT) + log|det ∂x/∂z| (spec aldp-target.md §1.5), with
 //! ∇_z log p from the force-field gradient pulled back through the transform. Batches run in
-//! parallel over conformations with rayon. kT = R·T with boltzgen's R = 8.314e-3 kJ/mol/K.
+//! parallel over conformations with rayon, the force field on four conformations per SIMD vector.
+//! kT = R·T with boltzgen's R = 8.314e-3 kJ/mol/K.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use fab_core::density::{check_dim, par_rows};
+use fab_core::density::{check_dim, par_row_chunks};
 use fab_core::target::WeightedSamples;
 use fab_core::weights::normalised_weights;
 use fab_core::{LogDensity, Result, Target};
@@ -15,6 +16,7 @@ use crate::aldp::chirality::ChiralityFilter;
 use crate::aldp::forcefield::ForceField;
 use crate::aldp::ground_truth::BasinPopulations;
 use crate::aldp::internal_coordinates::InternalCoordinates;
+use crate::aldp::lanes::{Lane, X4};
 use crate::aldp::ramachandran::phi_psi_of_internal;
 use crate::aldp::regularize::EnergyRegularizer;
 use crate::aldp::vec3::Vec3;
@@ -95,6 +97,20 @@ impl InternalBoltzmann {
         let log_det = self.transform.to_cartesian(z, &mut x);
         let mut gx: Vec<Vec3> = vec![[0.0; 3]; n];
         let energy = self.ff.energy_and_grad(&x, &mut gx).total();
+        self.finish(z, &x, log_det, energy, gx, grad)
+    }
+
+    /// log p(z) from the energy E(x(z)) and its Cartesian gradient `gx`; pulls the gradient back
+    /// to z (with ∇ log|det|) when `grad` is given.
+    fn finish(
+        &self,
+        z: &[f64],
+        x: &[Vec3],
+        log_det: f64,
+        energy: f64,
+        mut gx: Vec<Vec3>,
+        grad: Option<&mut [f64]>,
+    ) -> InternalPoint {
         let (u, slope) = self.regularizer.apply(energy / self.kt);
         let log_prob = if u.is_finite() && log_det.is_finite() {
             log_det - u
@@ -106,7 +122,7 @@ impl InternalBoltzmann {
                 // ∂(−u)/∂x = −slope/kT · ∂E/∂x, pulled back to z together with ∇ log|det|.
                 let s = -slope / self.kt;
                 gx.iter_mut().flatten().for_each(|g| *g *= s);
-                self.transform.pull_back(z, &x, &mut gx, grad, true);
+                self.transform.pull_back(z, x, &mut gx, grad, true);
             } else {
                 grad.iter_mut().for_each(|g| *g = 0.0);
             }
@@ -118,16 +134,41 @@ impl InternalBoltzmann {
         }
     }
 
-    fn point(&self, row: ArrayView1<f64>, grad: Option<ArrayViewMut1<f64>>) -> f64 {
-        let z: Vec<f64> = row.iter().copied().collect();
-        match grad {
-            Some(mut g) => {
-                let mut buf = vec![0.0; z.len()];
-                let lp = self.evaluate(&z, Some(&mut buf)).log_prob;
-                g.iter_mut().zip(&buf).for_each(|(o, v)| *o = *v);
-                lp
+    /// log p of up to four rows at once: the transforms run per row, the force field on SIMD
+    /// lanes ([`ForceField::energy_and_grad_batch`]); gradients into `grad` when given.
+    fn chunk(
+        &self,
+        rows: ArrayView2<f64>,
+        mut out: ArrayViewMut1<f64>,
+        mut grad: Option<ArrayViewMut2<f64>>,
+    ) {
+        let n = self.transform.n_atoms();
+        let zs: Vec<Vec<f64>> = rows.rows().into_iter().map(|r| r.to_vec()).collect();
+        let mut xs: Vec<Vec<Vec3>> = vec![vec![[0.0; 3]; n]; zs.len()];
+        let log_dets: Vec<f64> = zs
+            .iter()
+            .zip(xs.iter_mut())
+            .map(|(z, x)| self.transform.to_cartesian(z, x))
+            .collect();
+        let mut gs: Vec<Vec<Vec3>> = vec![vec![[0.0; 3]; n]; zs.len()];
+        let x_refs: Vec<&[Vec3]> = xs.iter().map(|x| x.as_slice()).collect();
+        let mut g_refs: Vec<&mut [Vec3]> = gs.iter_mut().map(|g| g.as_mut_slice()).collect();
+        let energies = self.ff.energy_and_grad_batch(&x_refs, &mut g_refs);
+        let mut buf = vec![0.0; self.transform.dim()];
+        for (i, gx) in gs.into_iter().enumerate() {
+            let want_grad = grad.is_some();
+            let p = self.finish(
+                &zs[i],
+                &xs[i],
+                log_dets[i],
+                energies[i],
+                gx,
+                want_grad.then_some(buf.as_mut_slice()),
+            );
+            out[i] = p.log_prob;
+            if let Some(g) = grad.as_mut() {
+                g.row_mut(i).iter_mut().zip(&buf).for_each(|(o, v)| *o = *v);
             }
-            None => self.evaluate(&z, None).log_prob,
         }
     }
 }
@@ -139,7 +180,9 @@ impl LogDensity for InternalBoltzmann {
 
     fn log_prob(&self, z: ArrayView2<f64>) -> Result<Array1<f64>> {
         check_dim("alanine dipeptide (internal) log_prob", &z, self.dim())?;
-        Ok(par_rows(z, None, |r, g| self.point(r, g)))
+        Ok(par_row_chunks(z, None, X4::WIDTH, |r, o, g| {
+            self.chunk(r, o, g)
+        }))
     }
 
     fn log_prob_and_grad(
@@ -152,7 +195,9 @@ impl LogDensity for InternalBoltzmann {
             &z,
             self.dim(),
         )?;
-        Ok(par_rows(z, Some(grad), |r, g| self.point(r, g)))
+        Ok(par_row_chunks(z, Some(grad), X4::WIDTH, |r, o, g| {
+            self.chunk(r, o, g)
+        }))
     }
 }
 
