@@ -83,7 +83,7 @@ impl BondedTerms {
             let norm = (uu * vv).sqrt();
             let cos = (uv / norm).max(S::splat(-1.0)).min(S::splat(1.0));
             let theta = cross(u, v);
-            let theta = dot(theta, theta).sqrt().zip_map(uv, f64::atan2);
+            let theta = dot(theta, theta).sqrt().atan2(uv);
             e.angle += (theta - theta0) * k * (theta - theta0);
             let sin = (-(cos * cos) + 1.0).sqrt().max(S::splat(1e-12));
             // dθ/du = −(v/(|u||v|) − cos·u/|u|²)/sin θ, and symmetrically for v.

@@ -125,7 +125,7 @@ impl GbObc {
         for i in 0..n {
             let (o, rho) = (self.offset_radius[i], self.rho[i]);
             let psi = integral[i] * o;
-            let t = (psi * ALPHA - psi * BETA * psi + psi * GAMMA * psi * psi).map(f64::tanh);
+            let t = (psi * ALPHA - psi * BETA * psi + psi * GAMMA * psi * psi).tanh();
             let b = S::splat(1.0) / (S::splat(1.0 / o) - t / rho);
             radii.push(b);
             // dB/dI = B² (1 − tanh²)/ρ · (α − 2βψ + 3γψ²) · o
@@ -176,11 +176,13 @@ impl GbObc {
             e.ace += ace;
             de_db[i] -= ace * 6.0 / b[i];
         }
+        // 1/(4BᵢBⱼ) from per-atom reciprocals: one division per atom instead of one per pair.
+        let half_inv_b: Vec<S> = b.iter().map(|&bi| S::splat(0.5) / bi).collect();
         for (p, &(i, j)) in geo.pairs.iter().enumerate() {
             let r = geo.r[p];
             let r2 = r * r;
             let bb = b[i] * b[j];
-            let inv_4bb = S::splat(0.25) / bb;
+            let inv_4bb = half_inv_b[i] * half_inv_b[j];
             let ex = (-r2 * inv_4bb).exp();
             let f2 = r2 + bb * ex;
             let inv_f = S::splat(1.0) / f2.sqrt();

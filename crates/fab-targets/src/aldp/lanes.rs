@@ -43,6 +43,10 @@ pub trait Lane:
     fn exp(self) -> Self;
     /// Lane-wise |x|.
     fn abs(self) -> Self;
+    /// Lane-wise tanh.
+    fn tanh(self) -> Self;
+    /// Lane-wise atan2(self, x).
+    fn atan2(self, x: Self) -> Self;
     /// Lane-wise maximum.
     fn max(self, o: Self) -> Self;
     /// Lane-wise minimum.
@@ -53,10 +57,6 @@ pub trait Lane:
     fn gt(self, o: Self) -> Self::Mask;
     /// Lane-wise `if m { a } else { b }`.
     fn select(m: Self::Mask, a: Self, b: Self) -> Self;
-    /// Applies a scalar function to every lane (for the few tanh / atan2 calls per conformation).
-    fn map(self, f: impl Fn(f64) -> f64) -> Self;
-    /// Applies a scalar function of two arguments lane by lane.
-    fn zip_map(self, o: Self, f: impl Fn(f64, f64) -> f64) -> Self;
     /// The lane values (a scalar is lane 0, the rest zero).
     fn lanes(self) -> [f64; 4];
 }
@@ -79,6 +79,12 @@ impl Lane for f64 {
     fn abs(self) -> Self {
         f64::abs(self)
     }
+    fn tanh(self) -> Self {
+        f64::tanh(self)
+    }
+    fn atan2(self, x: Self) -> Self {
+        f64::atan2(self, x)
+    }
     fn max(self, o: Self) -> Self {
         f64::max(self, o)
     }
@@ -97,12 +103,6 @@ impl Lane for f64 {
         } else {
             b
         }
-    }
-    fn map(self, f: impl Fn(f64) -> f64) -> Self {
-        f(self)
-    }
-    fn zip_map(self, o: Self, f: impl Fn(f64, f64) -> f64) -> Self {
-        f(self, o)
     }
     fn lanes(self) -> [f64; 4] {
         [self, 0.0, 0.0, 0.0]
@@ -127,6 +127,12 @@ impl Lane for X4 {
     fn abs(self) -> Self {
         X4::abs(self)
     }
+    fn tanh(self) -> Self {
+        X4::tanh(self)
+    }
+    fn atan2(self, x: Self) -> Self {
+        X4::atan2(self, x)
+    }
     fn max(self, o: Self) -> Self {
         X4::max(self, o)
     }
@@ -141,13 +147,6 @@ impl Lane for X4 {
     }
     fn select(m: X4, a: Self, b: Self) -> Self {
         m.select(a, b)
-    }
-    fn map(self, f: impl Fn(f64) -> f64) -> Self {
-        X4::new(self.to_array().map(f))
-    }
-    fn zip_map(self, o: Self, f: impl Fn(f64, f64) -> f64) -> Self {
-        let (a, b) = (self.to_array(), o.to_array());
-        X4::new(std::array::from_fn(|i| f(a[i], b[i])))
     }
     fn lanes(self) -> [f64; 4] {
         self.to_array()
