@@ -45,6 +45,14 @@ const ROWS: &[(&str, &str)] = &[
         "population φ > 0, reweighted AIS",
     ),
     (
+        "population_phi_positive_flow_reweighted_l_form",
+        "population φ > 0 among L-form samples, reweighted flow",
+    ),
+    (
+        "population_phi_positive_ais_reweighted_l_form",
+        "population φ > 0 among L-form samples, reweighted AIS",
+    ),
+    (
         "population_alpha_r_ground_truth",
         "population αR (φ < 0, −2.5 < ψ < 1), MD",
     ),

@@ -197,7 +197,11 @@ fn reproduce(
     run(Command::new(&cargo)
         .current_dir(&root)
         .args(["build", "--release", "-p", "fab-cli"]))?;
-    let fab = root.join("target/release/fab");
+    // Where cargo put the binary: CARGO_TARGET_DIR (relative to the workspace root) or target/.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "target".into());
+    let fab = root.join(target_dir).join("release/fab");
     let config_rel = config
         .strip_prefix(&root)
         .unwrap_or(&config)

@@ -16,7 +16,7 @@ use fab_core::weights::normalised_weights;
 use fab_core::Flow;
 use fab_targets::aldp::ground_truth::BasinPopulations;
 use fab_targets::aldp::ramachandran::phi_psi_of_internal;
-use fab_targets::aldp::InternalCoordinates;
+use fab_targets::aldp::{ChiralityFilter, InternalCoordinates};
 
 use crate::md::MD_SUMMARY;
 use crate::plot::{ramachandran, RamachandranPanel};
@@ -123,6 +123,35 @@ pub fn evaluate(
         ));
         m.push((format!("population_alpha_r_{name}"), pops.alpha_r));
         m.push((format!("population_alpha_r_{name}_se"), se.alpha_r));
+    }
+    // The MD is all L-alanine, while the flow also puts some samples on the mirror image, whose
+    // β basin lies at φ > 0. φ > 0 among the L-form samples only separates the two.
+    let filter = ChiralityFilter::default();
+    for (name, z, angles, w) in [
+        (
+            "flow_reweighted",
+            ev.flow_x.view(),
+            flow_angles.view(),
+            &w_flow,
+        ),
+        ("ais_reweighted", ev.ais_x.view(), ais_angles.view(), &w_ais),
+    ] {
+        let keep = filter.mask(z);
+        let rows: Vec<usize> = (0..keep.len()).filter(|&i| keep[i]).collect();
+        let angles = angles.select(ndarray::Axis(0), &rows);
+        let w: Vec<f64> = rows.iter().map(|&i| w[i]).collect();
+        let pops = BasinPopulations::of(&angles, Some(&w));
+        let se = BasinPopulations::importance_standard_errors(&angles, Some(&w));
+        m.push((
+            format!("population_phi_positive_{name}_l_form"),
+            pops.phi_positive,
+        ));
+        m.push((
+            format!("population_phi_positive_{name}_l_form_se"),
+            se.phi_positive,
+        ));
+        // The weights are normalised over all samples: this is the importance mass of the L form.
+        m.push((format!("l_form_mass_{name}"), w.iter().sum::<f64>()));
     }
     // MD frames are correlated: standard errors by block averaging.
     let pops = BasinPopulations::of(&truth.phi_psi, None);
