@@ -45,6 +45,18 @@ const ROWS: &[(&str, &str)] = &[
         "population φ > 0, reweighted AIS",
     ),
     (
+        "population_alpha_l_ground_truth",
+        "population αL/C7ax (0 < φ < 2), MD",
+    ),
+    (
+        "population_alpha_l_flow_reweighted",
+        "population αL/C7ax, reweighted flow",
+    ),
+    (
+        "population_alpha_l_ais_reweighted",
+        "population αL/C7ax, reweighted AIS",
+    ),
+    (
         "population_phi_positive_flow_reweighted_l_form",
         "population φ > 0 among L-form samples, reweighted flow",
     ),

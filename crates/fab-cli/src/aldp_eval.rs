@@ -123,6 +123,8 @@ pub fn evaluate(
         ));
         m.push((format!("population_alpha_r_{name}"), pops.alpha_r));
         m.push((format!("population_alpha_r_{name}_se"), se.alpha_r));
+        m.push((format!("population_alpha_l_{name}"), pops.alpha_l));
+        m.push((format!("population_alpha_l_{name}_se"), se.alpha_l));
     }
     // The MD is all L-alanine, while the flow also puts some samples on the mirror image, whose
     // β basin lies at φ > 0. φ > 0 among the L-form samples only separates the two.
@@ -166,6 +168,8 @@ pub fn evaluate(
     ));
     m.push(("population_alpha_r_ground_truth".into(), pops.alpha_r));
     m.push(("population_alpha_r_ground_truth_se".into(), se.alpha_r));
+    m.push(("population_alpha_l_ground_truth".into(), pops.alpha_l));
+    m.push(("population_alpha_l_ground_truth_se".into(), se.alpha_l));
     m.push(("ground_truth_frames".into(), truth.z.nrows() as f64));
     // Mean log q of (up to 10,000 evenly spaced) ground-truth frames under the flow.
     let stride = (truth.z.nrows() / 10_000).max(1);

@@ -15,32 +15,41 @@ pub struct BasinPopulations {
     pub alpha_r: f64,
     /// φ < 0 and the rest of ψ (β / PII / C5).
     pub beta: f64,
+    /// 0 < φ < 2 rad: the αL / C7ax basin proper, the part of φ > 0 that is not the β basin
+    /// reaching across φ = ±π (the spec's metadynamics estimate: 0.36 %). Absent in md.json
+    /// files written before it existed (read as 0).
+    #[serde(default)]
+    pub alpha_l: f64,
 }
 
-/// Basin of one (φ, ψ) as an index into [φ > 0, αR, β]; `None` for non-finite angles.
-fn basin(phi: f64, psi: f64) -> Option<usize> {
+/// Membership of one (φ, ψ) in [φ > 0, αR, β, αL] (the first three partition the plane, αL lies
+/// inside φ > 0); `None` for non-finite angles.
+fn basins(phi: f64, psi: f64) -> Option<[bool; 4]> {
     if !(phi.is_finite() && psi.is_finite()) {
-        None
-    } else if phi > 0.0 {
-        Some(0)
-    } else if psi > -2.5 && psi < 1.0 {
-        Some(1)
-    } else {
-        Some(2)
+        return None;
     }
+    let positive = phi > 0.0;
+    let alpha_r = !positive && psi > -2.5 && psi < 1.0;
+    Some([
+        positive,
+        alpha_r,
+        !positive && !alpha_r,
+        positive && phi < 2.0,
+    ])
 }
 
 impl BasinPopulations {
-    fn from_array(a: [f64; 3]) -> Self {
+    fn from_array(a: [f64; 4]) -> Self {
         Self {
             phi_positive: a[0],
             alpha_r: a[1],
             beta: a[2],
+            alpha_l: a[3],
         }
     }
 
-    fn to_array(self) -> [f64; 3] {
-        [self.phi_positive, self.alpha_r, self.beta]
+    fn to_array(self) -> [f64; 4] {
+        [self.phi_positive, self.alpha_r, self.beta, self.alpha_l]
     }
 
     /// Populations of the rows of `phi_psi` (n, 2), weighted by `weights` if given. Rows with
@@ -50,13 +59,18 @@ impl BasinPopulations {
     }
 
     fn of_view(phi_psi: ArrayView2<f64>, weights: Option<&[f64]>) -> Self {
-        let mut mass = [0.0; 3];
+        let (mut mass, mut total) = ([0.0; 4], 0.0);
         for (i, row) in phi_psi.outer_iter().enumerate() {
-            if let Some(b) = basin(row[0], row[1]) {
-                mass[b] += weights.map_or(1.0, |w| w[i]);
+            if let Some(member) = basins(row[0], row[1]) {
+                let w = weights.map_or(1.0, |w| w[i]);
+                total += w;
+                for (m, inside) in mass.iter_mut().zip(member) {
+                    if inside {
+                        *m += w;
+                    }
+                }
             }
         }
-        let total: f64 = mass.iter().sum();
         Self::from_array(mass.map(|m| m / total))
     }
 
@@ -66,15 +80,15 @@ impl BasinPopulations {
     pub fn importance_standard_errors(phi_psi: &Array2<f64>, weights: Option<&[f64]>) -> Self {
         let p = Self::of(phi_psi, weights).to_array();
         let mut total = 0.0;
-        let mut sq = [0.0; 3];
+        let mut sq = [0.0; 4];
         for (i, row) in phi_psi.outer_iter().enumerate() {
-            let Some(b) = basin(row[0], row[1]) else {
+            let Some(member) = basins(row[0], row[1]) else {
                 continue;
             };
             let w = weights.map_or(1.0, |w| w[i]);
             total += w;
             for (k, s) in sq.iter_mut().enumerate() {
-                let indicator = if k == b { 1.0 } else { 0.0 };
+                let indicator = if member[k] { 1.0 } else { 0.0 };
                 *s += w * w * (indicator - p[k]).powi(2);
             }
         }
@@ -89,9 +103,9 @@ impl BasinPopulations {
         let n_blocks = n_blocks.clamp(2, phi_psi.nrows().max(2));
         let size = phi_psi.nrows() / n_blocks;
         if size == 0 {
-            return Self::from_array([f64::NAN; 3]);
+            return Self::from_array([f64::NAN; 4]);
         }
-        let blocks: Vec<[f64; 3]> = (0..n_blocks)
+        let blocks: Vec<[f64; 4]> = (0..n_blocks)
             .map(|b| {
                 let rows = phi_psi.slice(ndarray::s![b * size..(b + 1) * size, ..]);
                 Self::of_view(rows, None).to_array()
@@ -130,6 +144,8 @@ mod tests {
         let x = rows(&basins);
         let p = BasinPopulations::of(&x, None);
         assert_eq!(p.phi_positive, 0.1);
+        // φ = 1 lies in the αL core (0 < φ < 2).
+        assert_eq!(p.alpha_l, 0.1);
         let se = BasinPopulations::importance_standard_errors(&x, None);
         assert!((se.phi_positive - (0.1f64 * 0.9 / 1000.0).sqrt()).abs() < 1e-12);
         assert!((se.beta - (0.7f64 * 0.3 / 1000.0).sqrt()).abs() < 1e-12);
