@@ -9,7 +9,6 @@ use fab_core::{rng::seeded, Flow, LogDensity};
 use fab_flows::spline::SplineConfig;
 use fab_flows::{CircularShift, CouplingFlow, SplineFlowConfig};
 use ndarray::{Array1, Array2};
-use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
 const PI: f64 = std::f64::consts::PI;
@@ -46,16 +45,9 @@ fn perturbed(scale: f64) -> CouplingFlow {
     flow
 }
 
-/// Points with ordinary coordinates in [−4, 4] (some in the tails) and angles in [−π, π).
+/// Test points of this file's flow shape (see `common::points`).
 fn points(n: usize, seed: u64) -> Array2<f64> {
-    let mut rng = seeded(seed);
-    Array2::from_shape_fn((n, DIM), |(_, j)| {
-        if CIRCULAR.contains(&j) {
-            rng.gen_range(-PI..PI)
-        } else {
-            rng.gen_range(-4.0..4.0)
-        }
-    })
+    common::points(n, seed, DIM, &CIRCULAR)
 }
 
 fn max_abs(a: &Array1<f64>) -> f64 {
