@@ -251,8 +251,7 @@ fn simd_lanes_match_the_scalar_force_field_and_openmm() {
         start += size;
         let xs: Vec<&[[f64; 3]]> = chunk.iter().map(|(_, x, _)| x.as_slice()).collect();
         let mut gs = vec![vec![[0.0; 3]; 22]; size];
-        let mut g_refs: Vec<&mut [[f64; 3]]> = gs.iter_mut().map(|g| g.as_mut_slice()).collect();
-        let energies = ff.energy_and_grad_batch(&xs, &mut g_refs);
+        let energies = ff.energy_and_grad_batch(&xs, &mut gs);
         for (l, (label, x, reference)) in chunk.iter().enumerate() {
             let mut g = vec![[0.0; 3]; 22];
             let e = ff.energy_and_grad(x, &mut g).total();

@@ -59,9 +59,7 @@ impl CartesianBoltzmann {
             })
             .collect();
         let mut gs: Vec<Vec<Vec3>> = vec![vec![[0.0; 3]; n]; xs.len()];
-        let x_refs: Vec<&[Vec3]> = xs.iter().map(|x| x.as_slice()).collect();
-        let mut g_refs: Vec<&mut [Vec3]> = gs.iter_mut().map(|g| g.as_mut_slice()).collect();
-        let energies = self.ff.energy_and_grad_batch(&x_refs, &mut g_refs);
+        let energies = self.ff.energy_and_grad_batch(&xs, &mut gs);
         for (i, e) in energies.iter().take(xs.len()).enumerate() {
             out[i] = if e.is_finite() {
                 -e / self.kt

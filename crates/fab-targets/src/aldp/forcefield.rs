@@ -4,7 +4,7 @@
 
 use crate::aldp::bonded::{BondedEnergy, BondedTerms};
 use crate::aldp::gb_obc::{GbEnergy, GbObc};
-use crate::aldp::lanes::{pack, unpack, Lane, X4};
+use crate::aldp::lanes::{pack, unpack_into, Lane, X4};
 use crate::aldp::nonbonded::{Nonbonded, NonbondedEnergy};
 use crate::aldp::pair_geometry::{all_pairs, PairGeometry};
 use crate::aldp::prmtop::{Prmtop, PrmtopError};
@@ -82,7 +82,11 @@ impl ForceField {
 
     /// Total energies of up to four conformations at once, one per SIMD lane ([`X4`]); writes
     /// each conformation's ∂E/∂x into the matching entry of `grads`.
-    pub fn energy_and_grad_batch(&self, xs: &[&[Vec3]], grads: &mut [&mut [Vec3]]) -> [f64; 4] {
+    pub fn energy_and_grad_batch<X: AsRef<[Vec3]>, G: AsMut<[Vec3]>>(
+        &self,
+        xs: &[X],
+        grads: &mut [G],
+    ) -> [f64; 4] {
         assert!(
             (1..=X4::WIDTH).contains(&xs.len()) && grads.len() == xs.len(),
             "energy_and_grad_batch takes 1 to 4 conformations and as many gradient buffers"
@@ -91,8 +95,8 @@ impl ForceField {
         let mut g = vec![[X4::splat(0.0); 3]; x.len()];
         let e = self.energy_and_grad(&x, &mut g).total();
         for (l, out) in grads.iter_mut().enumerate() {
-            out.copy_from_slice(&unpack(&g, l));
+            unpack_into(&g, l, out.as_mut());
         }
-        e.lanes()
+        e.to_array()
     }
 }

@@ -151,9 +151,7 @@ impl InternalBoltzmann {
             .map(|(z, x)| self.transform.to_cartesian(z, x))
             .collect();
         let mut gs: Vec<Vec<Vec3>> = vec![vec![[0.0; 3]; n]; zs.len()];
-        let x_refs: Vec<&[Vec3]> = xs.iter().map(|x| x.as_slice()).collect();
-        let mut g_refs: Vec<&mut [Vec3]> = gs.iter_mut().map(|g| g.as_mut_slice()).collect();
-        let energies = self.ff.energy_and_grad_batch(&x_refs, &mut g_refs);
+        let energies = self.ff.energy_and_grad_batch(&xs, &mut gs);
         let mut buf = vec![0.0; self.transform.dim()];
         for (i, gx) in gs.into_iter().enumerate() {
             let want_grad = grad.is_some();

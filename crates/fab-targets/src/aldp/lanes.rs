@@ -57,8 +57,6 @@ pub trait Lane:
     fn gt(self, o: Self) -> Self::Mask;
     /// Lane-wise `if m { a } else { b }`.
     fn select(m: Self::Mask, a: Self, b: Self) -> Self;
-    /// The lane values (a scalar is lane 0, the rest zero).
-    fn lanes(self) -> [f64; 4];
 }
 
 impl Lane for f64 {
@@ -104,9 +102,6 @@ impl Lane for f64 {
             b
         }
     }
-    fn lanes(self) -> [f64; 4] {
-        [self, 0.0, 0.0, 0.0]
-    }
 }
 
 impl Lane for X4 {
@@ -148,26 +143,25 @@ impl Lane for X4 {
     fn select(m: X4, a: Self, b: Self) -> Self {
         m.select(a, b)
     }
-    fn lanes(self) -> [f64; 4] {
-        self.to_array()
-    }
 }
 
 /// Packs up to four conformations (atoms × 3) into lanes; missing ones repeat the first.
-pub fn pack(xs: &[&[[f64; 3]]]) -> Vec<[X4; 3]> {
-    let n = xs[0].len();
+pub fn pack<X: AsRef<[[f64; 3]]>>(xs: &[X]) -> Vec<[X4; 3]> {
+    let n = xs[0].as_ref().len();
     (0..n)
         .map(|a| {
             std::array::from_fn(|d| {
-                X4::new(std::array::from_fn(|l| xs.get(l).unwrap_or(&xs[0])[a][d]))
+                X4::new(std::array::from_fn(|l| {
+                    xs.get(l).unwrap_or(&xs[0]).as_ref()[a][d]
+                }))
             })
         })
         .collect()
 }
 
-/// Lane `l` of packed per-atom vectors.
-pub fn unpack(v: &[[X4; 3]], l: usize) -> Vec<[f64; 3]> {
-    v.iter()
-        .map(|a| std::array::from_fn(|d| a[d].to_array()[l]))
-        .collect()
+/// Writes lane `l` of packed per-atom vectors into `out`.
+pub fn unpack_into(v: &[[X4; 3]], l: usize, out: &mut [[f64; 3]]) {
+    for (o, a) in out.iter_mut().zip(v) {
+        *o = std::array::from_fn(|d| a[d].to_array()[l]);
+    }
 }
