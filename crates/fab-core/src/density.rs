@@ -60,13 +60,18 @@ pub fn par_rows(
 }
 
 /// Evaluates a log density over chunks of `size` consecutive rows in parallel (rayon), for
-/// densities that evaluate a few points at once (SIMD lanes): `chunk(rows, out, grad_rows)`
-/// writes log p of the chunk's rows into `out` and, when given, their gradients into `grad_rows`.
-pub fn par_row_chunks(
+/// densities that evaluate a few points at once (SIMD lanes): `chunk(scratch, rows, out,
+/// grad_rows)` writes log p of the chunk's rows into `out` and, when given, their gradients into
+/// `grad_rows`. `scratch` comes from `init`, called once per rayon work item (not per chunk), so
+/// a density can keep its buffers across the chunks a thread evaluates instead of allocating.
+pub fn par_row_chunks<W>(
     x: ArrayView2<f64>,
     grad: Option<ArrayViewMut2<f64>>,
     size: usize,
-    chunk: impl Fn(ArrayView2<f64>, ArrayViewMut1<f64>, Option<ArrayViewMut2<f64>>) + Sync,
+    init: impl Fn() -> W + Sync + Send,
+    chunk: impl Fn(&mut W, ArrayView2<f64>, ArrayViewMut1<f64>, Option<ArrayViewMut2<f64>>)
+        + Sync
+        + Send,
 ) -> Array1<f64> {
     let size = size.max(1);
     let mut out = Array1::zeros(x.nrows());
@@ -80,7 +85,7 @@ pub fn par_row_chunks(
     xs.into_par_iter()
         .zip(outs)
         .zip(grads)
-        .for_each(|((x, o), g)| chunk(x, o, g));
+        .for_each_init(init, |w, ((x, o), g)| chunk(w, x, o, g));
     out
 }
 

@@ -8,7 +8,7 @@ use ndarray::{Array1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 use fab_core::density::{check_dim, par_row_chunks};
 use fab_core::{LogDensity, Result};
 
-use crate::aldp::forcefield::ForceField;
+use crate::aldp::forcefield::{ForceField, Workspace};
 use crate::aldp::lanes::{Lane, X4};
 use crate::aldp::vec3::Vec3;
 
@@ -41,25 +41,27 @@ impl CartesianBoltzmann {
         &self.ff
     }
 
-    /// log p of up to four rows at once (one per SIMD lane), gradients into `grad` when given.
+    /// log p of up to four rows at once (one per SIMD lane), gradients into `grad` when given;
+    /// rows must be contiguous (the callers pass standard-layout arrays).
     fn chunk(
         &self,
+        scratch: &mut Scratch<'_>,
         rows: ArrayView2<f64>,
         mut out: ArrayViewMut1<f64>,
         grad: Option<ArrayViewMut2<f64>>,
     ) {
-        let n = self.ff.n_atoms();
-        let xs: Vec<Vec<Vec3>> = rows
+        let xs: Vec<&[Vec3]> = rows
             .rows()
             .into_iter()
             .map(|r| {
-                (0..n)
-                    .map(|a| [r[3 * a], r[3 * a + 1], r[3 * a + 2]])
-                    .collect()
+                r.to_slice()
+                    .expect("rows of a standard-layout array are contiguous")
+                    .as_chunks::<3>()
+                    .0
             })
             .collect();
-        let mut gs: Vec<Vec<Vec3>> = vec![vec![[0.0; 3]; n]; xs.len()];
-        let energies = self.ff.energy_and_grad_batch(&xs, &mut gs);
+        let gs = &mut scratch.grads[..xs.len()];
+        let energies = self.ff.energy_and_grad_batch(&xs, gs, &mut scratch.ws);
         for (i, e) in energies.iter().take(xs.len()).enumerate() {
             out[i] = if e.is_finite() {
                 -e / self.kt
@@ -68,19 +70,29 @@ impl CartesianBoltzmann {
             };
         }
         if let Some(mut grad) = grad {
-            for (i, (e, g)) in energies.iter().zip(&gs).enumerate() {
-                for a in 0..n {
-                    for d in 0..3 {
-                        grad[[i, 3 * a + d]] = if e.is_finite() {
-                            -g[a][d] / self.kt
-                        } else {
-                            0.0
-                        };
-                    }
-                }
+            for ((e, g), mut row) in energies.iter().zip(gs.iter()).zip(grad.rows_mut()) {
+                let s = if e.is_finite() { -1.0 / self.kt } else { 0.0 };
+                row.iter_mut()
+                    .zip(g.iter().flatten())
+                    .for_each(|(o, v)| *o = s * v);
             }
         }
     }
+
+    /// One thread's buffers for [`Self::chunk`].
+    fn scratch(&self) -> Scratch<'_> {
+        Scratch {
+            ws: self.ff.workspace(),
+            grads: vec![vec![[0.0; 3]; self.ff.n_atoms()]; X4::WIDTH],
+        }
+    }
+}
+
+/// Per-thread buffers of a batch evaluation: the force field's workspace and one gradient per
+/// lane.
+struct Scratch<'a> {
+    ws: Workspace<'a>,
+    grads: Vec<Vec<Vec3>>,
 }
 
 impl LogDensity for CartesianBoltzmann {
@@ -90,9 +102,14 @@ impl LogDensity for CartesianBoltzmann {
 
     fn log_prob(&self, x: ArrayView2<f64>) -> Result<Array1<f64>> {
         check_dim("alanine dipeptide (Cartesian) log_prob", &x, self.dim())?;
-        Ok(par_row_chunks(x, None, X4::WIDTH, |r, o, g| {
-            self.chunk(r, o, g)
-        }))
+        let x = x.as_standard_layout();
+        Ok(par_row_chunks(
+            x.view(),
+            None,
+            X4::WIDTH,
+            || self.scratch(),
+            |s, r, o, g| self.chunk(s, r, o, g),
+        ))
     }
 
     fn log_prob_and_grad(
@@ -105,8 +122,13 @@ impl LogDensity for CartesianBoltzmann {
             &x,
             self.dim(),
         )?;
-        Ok(par_row_chunks(x, Some(grad), X4::WIDTH, |r, o, g| {
-            self.chunk(r, o, g)
-        }))
+        let x = x.as_standard_layout();
+        Ok(par_row_chunks(
+            x.view(),
+            Some(grad),
+            X4::WIDTH,
+            || self.scratch(),
+            |s, r, o, g| self.chunk(s, r, o, g),
+        ))
     }
 }

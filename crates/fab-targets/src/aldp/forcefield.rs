@@ -3,8 +3,8 @@
 //! constraints=None, nonbondedCutoff=None)`), kJ/mol and nm, with the analytic gradient.
 
 use crate::aldp::bonded::{BondedEnergy, BondedTerms};
-use crate::aldp::gb_obc::{GbEnergy, GbObc};
-use crate::aldp::lanes::{pack, unpack_into, Lane, X4};
+use crate::aldp::gb_obc::{GbEnergy, GbObc, GbScratch};
+use crate::aldp::lanes::{pack_into, unpack_into, Lane, X4};
 use crate::aldp::nonbonded::{Nonbonded, NonbondedEnergy};
 use crate::aldp::pair_geometry::{all_pairs, PairGeometry};
 use crate::aldp::prmtop::{Prmtop, PrmtopError};
@@ -71,32 +71,71 @@ impl ForceField {
     /// Energy of one conformation (atoms × 3, nm; or one per SIMD lane, see
     /// [`Self::energy_and_grad_batch`]); writes ∂E/∂x (kJ/mol/nm, minus the forces) into `grad`.
     pub fn energy_and_grad<S: Lane>(&self, x: &[[S; 3]], grad: &mut [[S; 3]]) -> Energy<S> {
+        let mut geo = PairGeometry::zeros(self.n_atoms, &self.pairs);
+        let mut gb = GbScratch::new(self.n_atoms, self.pairs.len());
+        self.energy_and_grad_in(x, grad, &mut geo, &mut gb)
+    }
+
+    /// [`Self::energy_and_grad`] with the caller's buffers.
+    fn energy_and_grad_in<S: Lane>(
+        &self,
+        x: &[[S; 3]],
+        grad: &mut [[S; 3]],
+        geo: &mut PairGeometry<S>,
+        gb: &mut GbScratch<S>,
+    ) -> Energy<S> {
         grad.iter_mut().for_each(|g| *g = [S::splat(0.0); 3]);
-        let geo = PairGeometry::new(x, &self.pairs);
-        Energy {
+        geo.set(x);
+        let e = Energy {
             bonded: self.bonded.energy_and_grad(x, grad),
-            nonbonded: self.nonbonded.energy_and_grad_with(&geo, grad),
-            gb: self.gb.energy_and_grad_with(&geo, grad),
+            nonbonded: self.nonbonded.energy_and_grad_with(geo),
+            gb: self.gb.energy_and_grad_with(geo, gb),
+        };
+        geo.scatter_radial(grad);
+        e
+    }
+
+    /// Buffers for [`Self::energy_and_grad_batch`]; keep one per thread and reuse it.
+    pub fn workspace(&self) -> Workspace<'_> {
+        let zero = [X4::splat(0.0); 3];
+        Workspace {
+            x: vec![zero; self.n_atoms],
+            grad: vec![zero; self.n_atoms],
+            geo: PairGeometry::zeros(self.n_atoms, &self.pairs),
+            gb: GbScratch::new(self.n_atoms, self.pairs.len()),
         }
     }
 
     /// Total energies of up to four conformations at once, one per SIMD lane ([`X4`]); writes
-    /// each conformation's ∂E/∂x into the matching entry of `grads`.
+    /// each conformation's ∂E/∂x into the matching entry of `grads`. Allocates nothing: the
+    /// packed lanes and the kernels' buffers live in `ws` (from [`Self::workspace`]).
     pub fn energy_and_grad_batch<X: AsRef<[Vec3]>, G: AsMut<[Vec3]>>(
         &self,
         xs: &[X],
         grads: &mut [G],
+        ws: &mut Workspace<'_>,
     ) -> [f64; 4] {
         assert!(
             (1..=X4::WIDTH).contains(&xs.len()) && grads.len() == xs.len(),
             "energy_and_grad_batch takes 1 to 4 conformations and as many gradient buffers"
         );
-        let x = pack(xs);
-        let mut g = vec![[X4::splat(0.0); 3]; x.len()];
-        let e = self.energy_and_grad(&x, &mut g).total();
+        pack_into(xs, &mut ws.x);
+        let e = self
+            .energy_and_grad_in(&ws.x, &mut ws.grad, &mut ws.geo, &mut ws.gb)
+            .total();
         for (l, out) in grads.iter_mut().enumerate() {
-            unpack_into(&g, l, out.as_mut());
+            unpack_into(&ws.grad, l, out.as_mut());
         }
         e.to_array()
     }
+}
+
+/// The buffers of one thread's [`ForceField::energy_and_grad_batch`] calls: packed coordinates
+/// and gradients, pair geometry and GB scratch, all in SIMD lanes.
+#[derive(Debug, Clone)]
+pub struct Workspace<'a> {
+    x: Vec<[X4; 3]>,
+    grad: Vec<[X4; 3]>,
+    geo: PairGeometry<'a, X4>,
+    gb: GbScratch<X4>,
 }

@@ -13,7 +13,7 @@ use fab_core::{LogDensity, Result, Target};
 
 use crate::aldp::cartesian::GAS_CONSTANT;
 use crate::aldp::chirality::ChiralityFilter;
-use crate::aldp::forcefield::ForceField;
+use crate::aldp::forcefield::{ForceField, Workspace};
 use crate::aldp::ground_truth::BasinPopulations;
 use crate::aldp::internal_coordinates::InternalCoordinates;
 use crate::aldp::lanes::{Lane, X4};
@@ -97,7 +97,7 @@ impl InternalBoltzmann {
         let log_det = self.transform.to_cartesian(z, &mut x);
         let mut gx: Vec<Vec3> = vec![[0.0; 3]; n];
         let energy = self.ff.energy_and_grad(&x, &mut gx).total();
-        self.finish(z, &x, log_det, energy, gx, grad)
+        self.finish(z, &x, log_det, energy, &mut gx, grad)
     }
 
     /// log p(z) from the energy E(x(z)) and its Cartesian gradient `gx`; pulls the gradient back
@@ -108,7 +108,7 @@ impl InternalBoltzmann {
         x: &[Vec3],
         log_det: f64,
         energy: f64,
-        mut gx: Vec<Vec3>,
+        gx: &mut [Vec3],
         grad: Option<&mut [f64]>,
     ) -> InternalPoint {
         let (u, slope) = self.regularizer.apply(energy / self.kt);
@@ -122,7 +122,7 @@ impl InternalBoltzmann {
                 // ∂(−u)/∂x = −slope/kT · ∂E/∂x, pulled back to z together with ∇ log|det|.
                 let s = -slope / self.kt;
                 gx.iter_mut().flatten().for_each(|g| *g *= s);
-                self.transform.pull_back(z, x, &mut gx, grad, true);
+                self.transform.pull_back(z, x, gx, grad, true);
             } else {
                 grad.iter_mut().for_each(|g| *g = 0.0);
             }
@@ -135,28 +135,39 @@ impl InternalBoltzmann {
     }
 
     /// log p of up to four rows at once: the transforms run per row, the force field on SIMD
-    /// lanes ([`ForceField::energy_and_grad_batch`]); gradients into `grad` when given.
+    /// lanes ([`ForceField::energy_and_grad_batch`]); gradients into `grad` when given. Rows must
+    /// be contiguous (the callers pass standard-layout arrays).
     fn chunk(
         &self,
+        scratch: &mut Scratch<'_>,
         rows: ArrayView2<f64>,
         mut out: ArrayViewMut1<f64>,
         mut grad: Option<ArrayViewMut2<f64>>,
     ) {
-        let n = self.transform.n_atoms();
-        let zs: Vec<Vec<f64>> = rows.rows().into_iter().map(|r| r.to_vec()).collect();
-        let mut xs: Vec<Vec<Vec3>> = vec![vec![[0.0; 3]; n]; zs.len()];
-        let log_dets: Vec<f64> = zs
-            .iter()
-            .zip(xs.iter_mut())
-            .map(|(z, x)| self.transform.to_cartesian(z, x))
+        let m = rows.nrows();
+        let zs: Vec<&[f64]> = rows
+            .rows()
+            .into_iter()
+            .map(|r| {
+                r.to_slice()
+                    .expect("rows of a standard-layout array are contiguous")
+            })
             .collect();
-        let mut gs: Vec<Vec<Vec3>> = vec![vec![[0.0; 3]; n]; zs.len()];
-        let energies = self.ff.energy_and_grad_batch(&xs, &mut gs);
-        let mut buf = vec![0.0; self.transform.dim()];
-        for (i, gx) in gs.into_iter().enumerate() {
+        let Scratch {
+            ws,
+            xs,
+            gs,
+            log_dets,
+            buf,
+        } = scratch;
+        for ((z, x), log_det) in zs.iter().zip(xs.iter_mut()).zip(log_dets.iter_mut()) {
+            *log_det = self.transform.to_cartesian(z, x);
+        }
+        let energies = self.ff.energy_and_grad_batch(&xs[..m], &mut gs[..m], ws);
+        for (i, gx) in gs[..m].iter_mut().enumerate() {
             let want_grad = grad.is_some();
             let p = self.finish(
-                &zs[i],
+                zs[i],
                 &xs[i],
                 log_dets[i],
                 energies[i],
@@ -165,10 +176,35 @@ impl InternalBoltzmann {
             );
             out[i] = p.log_prob;
             if let Some(g) = grad.as_mut() {
-                g.row_mut(i).iter_mut().zip(&buf).for_each(|(o, v)| *o = *v);
+                g.row_mut(i)
+                    .iter_mut()
+                    .zip(buf.iter())
+                    .for_each(|(o, v)| *o = *v);
             }
         }
     }
+
+    /// One thread's buffers for [`Self::chunk`].
+    fn scratch(&self) -> Scratch<'_> {
+        let n = self.transform.n_atoms();
+        Scratch {
+            ws: self.ff.workspace(),
+            xs: vec![vec![[0.0; 3]; n]; X4::WIDTH],
+            gs: vec![vec![[0.0; 3]; n]; X4::WIDTH],
+            log_dets: vec![0.0; X4::WIDTH],
+            buf: vec![0.0; self.transform.dim()],
+        }
+    }
+}
+
+/// Per-thread buffers of a batch evaluation: the force field's workspace, and per lane the
+/// Cartesian conformation, its gradient and log-det; `buf` holds one row's ∇_z.
+struct Scratch<'a> {
+    ws: Workspace<'a>,
+    xs: Vec<Vec<Vec3>>,
+    gs: Vec<Vec<Vec3>>,
+    log_dets: Vec<f64>,
+    buf: Vec<f64>,
 }
 
 impl LogDensity for InternalBoltzmann {
@@ -178,9 +214,14 @@ impl LogDensity for InternalBoltzmann {
 
     fn log_prob(&self, z: ArrayView2<f64>) -> Result<Array1<f64>> {
         check_dim("alanine dipeptide (internal) log_prob", &z, self.dim())?;
-        Ok(par_row_chunks(z, None, X4::WIDTH, |r, o, g| {
-            self.chunk(r, o, g)
-        }))
+        let z = z.as_standard_layout();
+        Ok(par_row_chunks(
+            z.view(),
+            None,
+            X4::WIDTH,
+            || self.scratch(),
+            |s, r, o, g| self.chunk(s, r, o, g),
+        ))
     }
 
     fn log_prob_and_grad(
@@ -193,9 +234,14 @@ impl LogDensity for InternalBoltzmann {
             &z,
             self.dim(),
         )?;
-        Ok(par_row_chunks(z, Some(grad), X4::WIDTH, |r, o, g| {
-            self.chunk(r, o, g)
-        }))
+        let z = z.as_standard_layout();
+        Ok(par_row_chunks(
+            z.view(),
+            Some(grad),
+            X4::WIDTH,
+            || self.scratch(),
+            |s, r, o, g| self.chunk(s, r, o, g),
+        ))
     }
 }
 

@@ -62,39 +62,51 @@ pub trait Lane:
 impl Lane for f64 {
     type Mask = bool;
     const WIDTH: usize = 1;
+    #[inline(always)]
     fn splat(v: f64) -> Self {
         v
     }
+    #[inline(always)]
     fn sqrt(self) -> Self {
         f64::sqrt(self)
     }
+    #[inline(always)]
     fn ln(self) -> Self {
         f64::ln(self)
     }
+    #[inline(always)]
     fn exp(self) -> Self {
         f64::exp(self)
     }
+    #[inline(always)]
     fn abs(self) -> Self {
         f64::abs(self)
     }
+    #[inline(always)]
     fn tanh(self) -> Self {
         f64::tanh(self)
     }
+    #[inline(always)]
     fn atan2(self, x: Self) -> Self {
         f64::atan2(self, x)
     }
+    #[inline(always)]
     fn max(self, o: Self) -> Self {
         f64::max(self, o)
     }
+    #[inline(always)]
     fn min(self, o: Self) -> Self {
         f64::min(self, o)
     }
+    #[inline(always)]
     fn lt(self, o: Self) -> bool {
         self < o
     }
+    #[inline(always)]
     fn gt(self, o: Self) -> bool {
         self > o
     }
+    #[inline(always)]
     fn select(m: bool, a: Self, b: Self) -> Self {
         if m {
             a
@@ -107,56 +119,66 @@ impl Lane for f64 {
 impl Lane for X4 {
     type Mask = X4;
     const WIDTH: usize = 4;
+    #[inline(always)]
     fn splat(v: f64) -> Self {
         X4::splat(v)
     }
+    #[inline(always)]
     fn sqrt(self) -> Self {
         X4::sqrt(self)
     }
+    #[inline(always)]
     fn ln(self) -> Self {
         X4::ln(self)
     }
+    #[inline(always)]
     fn exp(self) -> Self {
         X4::exp(self)
     }
+    #[inline(always)]
     fn abs(self) -> Self {
         X4::abs(self)
     }
+    #[inline(always)]
     fn tanh(self) -> Self {
         X4::tanh(self)
     }
+    #[inline(always)]
     fn atan2(self, x: Self) -> Self {
         X4::atan2(self, x)
     }
+    #[inline(always)]
     fn max(self, o: Self) -> Self {
         X4::max(self, o)
     }
+    #[inline(always)]
     fn min(self, o: Self) -> Self {
         X4::min(self, o)
     }
+    #[inline(always)]
     fn lt(self, o: Self) -> X4 {
         self.simd_lt(o)
     }
+    #[inline(always)]
     fn gt(self, o: Self) -> X4 {
         self.simd_gt(o)
     }
+    #[inline(always)]
     fn select(m: X4, a: Self, b: Self) -> Self {
         m.select(a, b)
     }
 }
 
-/// Packs up to four conformations (atoms × 3) into lanes; missing ones repeat the first.
-pub fn pack<X: AsRef<[[f64; 3]]>>(xs: &[X]) -> Vec<[X4; 3]> {
-    let n = xs[0].as_ref().len();
-    (0..n)
-        .map(|a| {
-            std::array::from_fn(|d| {
-                X4::new(std::array::from_fn(|l| {
-                    xs.get(l).unwrap_or(&xs[0]).as_ref()[a][d]
-                }))
-            })
-        })
-        .collect()
+/// Packs up to four conformations (atoms × 3) into lanes of `out` (one entry per atom); missing
+/// conformations repeat the first.
+pub fn pack_into<X: AsRef<[[f64; 3]]>>(xs: &[X], out: &mut [[X4; 3]]) {
+    for (a, o) in out.iter_mut().enumerate() {
+        *o = std::array::from_fn(|d| {
+            X4::new(std::array::from_fn(|l| {
+                xs.get(l).unwrap_or(&xs[0]).as_ref()[a][d]
+            }))
+        });
+    }
 }
 
 /// Writes lane `l` of packed per-atom vectors into `out`.

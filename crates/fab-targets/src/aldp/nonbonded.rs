@@ -122,15 +122,16 @@ impl Nonbonded {
 
     /// Energies of one conformation (atoms × 3, nm); adds ∂E/∂x into `grad`.
     pub fn energy_and_grad(&self, x: &[[f64; 3]], grad: &mut [[f64; 3]]) -> NonbondedEnergy {
-        self.energy_and_grad_with(&PairGeometry::new(x, &all_pairs(x.len())), grad)
+        let pairs = all_pairs(x.len());
+        let mut geo = PairGeometry::new(x, &pairs);
+        let e = self.energy_and_grad_with(&mut geo);
+        geo.scatter_radial(grad);
+        e
     }
 
-    /// As [`Self::energy_and_grad`], from precomputed pair geometry (one conformation per lane).
-    pub fn energy_and_grad_with<S: Lane>(
-        &self,
-        geo: &PairGeometry<S>,
-        grad: &mut [[S; 3]],
-    ) -> NonbondedEnergy<S> {
+    /// As [`Self::energy_and_grad`], from precomputed pair geometry (one conformation per lane);
+    /// the gradient goes into the geometry's pair accumulator ([`PairGeometry::add_radial`]).
+    pub fn energy_and_grad_with<S: Lane>(&self, geo: &mut PairGeometry<S>) -> NonbondedEnergy<S> {
         let zero = S::splat(0.0);
         let mut e = NonbondedEnergy {
             coulomb_14: zero,
@@ -146,7 +147,7 @@ impl Nonbonded {
             let s6 = s2 * s2 * s2;
             let lj = (s6 * s6 - s6) * p.four_eps;
             let de_dr_over_r = (-coulomb - (s6 * 12.0 * s6 - s6 * 6.0) * p.four_eps) * inv_r2;
-            geo.add_radial(p.index, de_dr_over_r, grad);
+            geo.add_radial(p.index, de_dr_over_r);
             if p.is_14 {
                 e.coulomb_14 += coulomb;
                 e.lj_14 += lj;
