@@ -329,3 +329,32 @@ fn batched_density_equals_pointwise_and_mirror_image_is_d_form() {
         "mirror difference {d}"
     );
 }
+
+/// A point whose density is −inf (a negative bond length) shares SIMD lanes with valid points:
+/// it gets log p = −inf and a zero gradient, and its lane neighbours are unaffected; the batch
+/// may arrive in column-major order.
+#[test]
+fn invalid_rows_in_a_batch_leave_their_lane_neighbours_alone() {
+    use ndarray::ShapeBuilder;
+    let target = InternalBoltzmann::alanine_dipeptide(300.0);
+    let refs = references();
+    let mut z = Array2::zeros((5, 60).f());
+    for i in 0..5 {
+        z.row_mut(i).assign(&Array1::from(refs[i].z.clone()));
+    }
+    // Row 1: the first Z-matrix bond at mean − 1000 std (< 0 nm): ln b in log|det| is NaN.
+    z[[1, 3]] = -1000.0;
+    let mut grad = Array2::from_elem((5, 60), 7.0);
+    let lp = target.log_prob_and_grad(z.view(), grad.view_mut()).unwrap();
+    assert_eq!(lp[1], f64::NEG_INFINITY);
+    assert!(grad.row(1).iter().all(|&g| g == 0.0));
+    for i in [0, 2, 3, 4] {
+        let mut g = vec![0.0; 60];
+        let want = target.evaluate(&refs[i].z, Some(&mut g)).log_prob;
+        assert!((lp[i] - want).abs() < 1e-10 * want.abs().max(1.0), "row {i}");
+        let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in grad.row(i).iter().zip(&g) {
+            assert!((a - b).abs() < 1e-10 * scale, "row {i}: {a} vs {b}");
+        }
+    }
+}

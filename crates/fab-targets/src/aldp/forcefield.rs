@@ -130,6 +130,21 @@ impl ForceField {
     }
 }
 
+impl ForceField {
+    /// Energies of four conformations already packed in SIMD lanes (atoms × 3 of [`X4`], as
+    /// [`crate::aldp::InternalCoordinates::to_cartesian`] builds them); writes the gradient lanes
+    /// into `grad`.
+    pub fn energy_and_grad_lanes(
+        &self,
+        x: &[[X4; 3]],
+        grad: &mut [[X4; 3]],
+        ws: &mut Workspace<'_>,
+    ) -> X4 {
+        self.energy_and_grad_in(x, grad, &mut ws.geo, &mut ws.gb)
+            .total()
+    }
+}
+
 /// The buffers of one thread's [`ForceField::energy_and_grad_batch`] calls: packed coordinates
 /// and gradients, pair geometry and GB scratch, all in SIMD lanes.
 #[derive(Debug, Clone)]

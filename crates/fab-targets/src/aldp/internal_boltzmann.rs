@@ -134,77 +134,74 @@ impl InternalBoltzmann {
         }
     }
 
-    /// log p of up to four rows at once: the transforms run per row, the force field on SIMD
-    /// lanes ([`ForceField::energy_and_grad_batch`]); gradients into `grad` when given. Rows must
-    /// be contiguous (the callers pass standard-layout arrays).
+    /// log p of up to four rows at once, one per SIMD lane through the whole chain: z → x, the
+    /// force field, and (when `grad` is given) the pull-back of ∇_x to ∇_z. Missing rows of a
+    /// short chunk repeat its first row in the unused lanes.
     fn chunk(
         &self,
         scratch: &mut Scratch<'_>,
         rows: ArrayView2<f64>,
         mut out: ArrayViewMut1<f64>,
-        mut grad: Option<ArrayViewMut2<f64>>,
+        grad: Option<ArrayViewMut2<f64>>,
     ) {
         let m = rows.nrows();
-        let zs: Vec<&[f64]> = rows
-            .rows()
-            .into_iter()
-            .map(|r| {
-                r.to_slice()
-                    .expect("rows of a standard-layout array are contiguous")
-            })
-            .collect();
-        let Scratch {
-            ws,
-            xs,
-            gs,
-            log_dets,
-            buf,
-        } = scratch;
-        for ((z, x), log_det) in zs.iter().zip(xs.iter_mut()).zip(log_dets.iter_mut()) {
-            *log_det = self.transform.to_cartesian(z, x);
+        let Scratch { ws, z, x, gx, gz } = scratch;
+        for (k, zk) in z.iter_mut().enumerate() {
+            *zk = X4::new(std::array::from_fn(|l| {
+                rows[[if l < m { l } else { 0 }, k]]
+            }));
         }
-        let energies = self.ff.energy_and_grad_batch(&xs[..m], &mut gs[..m], ws);
-        for (i, gx) in gs[..m].iter_mut().enumerate() {
-            let want_grad = grad.is_some();
-            let p = self.finish(
-                zs[i],
-                &xs[i],
-                log_dets[i],
-                energies[i],
-                gx,
-                want_grad.then_some(buf.as_mut_slice()),
-            );
-            out[i] = p.log_prob;
-            if let Some(g) = grad.as_mut() {
-                g.row_mut(i)
-                    .iter_mut()
-                    .zip(buf.iter())
-                    .for_each(|(o, v)| *o = *v);
+        let log_det = self.transform.to_cartesian(z, x).to_array();
+        let energy = self.ff.energy_and_grad_lanes(x, gx, ws).to_array();
+        // Per lane: log p, and the factor −slope/kT that turns ∂E/∂x into ∂log p/∂x (0 for
+        // padding lanes and points whose log p is −inf, whose gradients are reported as zeros).
+        let mut factor = [0.0; 4];
+        for l in 0..m {
+            let (u, slope) = self.regularizer.apply(energy[l] / self.kt);
+            out[l] = if u.is_finite() && log_det[l].is_finite() {
+                log_det[l] - u
+            } else {
+                f64::NEG_INFINITY
+            };
+            if out[l].is_finite() {
+                factor[l] = -slope / self.kt;
+            }
+        }
+        if let Some(mut grad) = grad {
+            let f = X4::new(factor);
+            gx.iter_mut().flatten().for_each(|g| *g *= f);
+            self.transform.pull_back(z, x, gx, gz, true);
+            for (l, mut row) in grad.rows_mut().into_iter().enumerate() {
+                let finite = out[l].is_finite();
+                for (o, g) in row.iter_mut().zip(gz.iter()) {
+                    *o = if finite { g.to_array()[l] } else { 0.0 };
+                }
             }
         }
     }
 
     /// One thread's buffers for [`Self::chunk`].
     fn scratch(&self) -> Scratch<'_> {
-        let n = self.transform.n_atoms();
+        let (n, dim) = (self.transform.n_atoms(), self.transform.dim());
+        let zero = X4::splat(0.0);
         Scratch {
             ws: self.ff.workspace(),
-            xs: vec![vec![[0.0; 3]; n]; X4::WIDTH],
-            gs: vec![vec![[0.0; 3]; n]; X4::WIDTH],
-            log_dets: vec![0.0; X4::WIDTH],
-            buf: vec![0.0; self.transform.dim()],
+            z: vec![zero; dim],
+            x: vec![[zero; 3]; n],
+            gx: vec![[zero; 3]; n],
+            gz: vec![zero; dim],
         }
     }
 }
 
-/// Per-thread buffers of a batch evaluation: the force field's workspace, and per lane the
-/// Cartesian conformation, its gradient and log-det; `buf` holds one row's ∇_z.
+/// Per-thread buffers of a batch evaluation, in SIMD lanes: the force field's workspace, z,
+/// the Cartesian conformations, ∂/∂x and ∂/∂z.
 struct Scratch<'a> {
     ws: Workspace<'a>,
-    xs: Vec<Vec<Vec3>>,
-    gs: Vec<Vec<Vec3>>,
-    log_dets: Vec<f64>,
-    buf: Vec<f64>,
+    z: Vec<X4>,
+    x: Vec<[X4; 3]>,
+    gx: Vec<[X4; 3]>,
+    gz: Vec<X4>,
 }
 
 impl LogDensity for InternalBoltzmann {
@@ -214,9 +211,8 @@ impl LogDensity for InternalBoltzmann {
 
     fn log_prob(&self, z: ArrayView2<f64>) -> Result<Array1<f64>> {
         check_dim("alanine dipeptide (internal) log_prob", &z, self.dim())?;
-        let z = z.as_standard_layout();
         Ok(par_row_chunks(
-            z.view(),
+            z,
             None,
             X4::WIDTH,
             || self.scratch(),
@@ -234,9 +230,8 @@ impl LogDensity for InternalBoltzmann {
             &z,
             self.dim(),
         )?;
-        let z = z.as_standard_layout();
         Ok(par_row_chunks(
-            z.view(),
+            z,
             Some(grad),
             X4::WIDTH,
             || self.scratch(),

@@ -18,6 +18,7 @@ use std::f64::consts::PI;
 
 use serde::Deserialize;
 
+use crate::aldp::lanes::Lane;
 use crate::aldp::vec3::{add_to, angle, cross, dot, norm, scale, sub, torsion, unit_vjp, Vec3};
 use crate::aldp::zmatrix::ZMatrix;
 use crate::aldp::PrmtopError;
@@ -172,23 +173,33 @@ impl InternalCoordinates {
     }
 
     /// log|det ∂x/∂z| given raw bonds and angles (dihedrals do not enter).
-    fn log_det_raw(&self, raw: &[f64]) -> f64 {
+    fn log_det_raw<S: Lane>(&self, raw: &[S]) -> S {
         let mut ld = raw[1].ln() + self.log_std_sum;
         for r in 0..self.zmatrix.rows.len() {
-            ld += 2.0 * raw[3 + 3 * r].ln() + raw[4 + 3 * r].sin().abs().ln();
+            let (b, a) = (raw[3 + 3 * r], raw[4 + 3 * r]);
+            ld += b.ln() * 2.0 + a.sin_cos().0.abs().ln();
         }
         ld
     }
 
-    /// Internal → Cartesian: writes x (atoms × 3, nm) and returns log|det ∂x/∂z|.
-    pub fn to_cartesian(&self, z: &[f64], x: &mut [Vec3]) -> f64 {
-        let raw: Vec<f64> = (0..z.len())
-            .map(|k| z[k] * self.std[k] + self.mean[k])
-            .collect();
+    /// Raw coordinates (nm, rad) of normalised z: z·std + mean.
+    fn denormalise<S: Lane>(&self, z: &[S]) -> Vec<S> {
+        z.iter()
+            .zip(self.std.iter().zip(&self.mean))
+            .map(|(&z, (&s, &m))| z * s + m)
+            .collect()
+    }
+
+    /// Internal → Cartesian: writes x (atoms × 3, nm) and returns log|det ∂x/∂z|. Generic over
+    /// [`Lane`]: with `S = X4` four conformations are built at once, one per SIMD lane.
+    pub fn to_cartesian<S: Lane>(&self, z: &[S], x: &mut [[S; 3]]) -> S {
+        let raw = self.denormalise(z);
+        let zero = S::splat(0.0);
         let [ca, n, c] = self.zmatrix.anchors;
-        x[ca] = [0.0; 3];
-        x[n] = [raw[0], 0.0, 0.0];
-        x[c] = [raw[1] * raw[2].cos(), raw[1] * raw[2].sin(), 0.0];
+        x[ca] = [zero; 3];
+        x[n] = [raw[0], zero, zero];
+        let (sin_t, cos_t) = raw[2].sin_cos();
+        x[c] = [raw[1] * cos_t, raw[1] * sin_t, zero];
         for &r in &self.zmatrix.build_order {
             let row = &self.zmatrix.rows[r];
             let [p1, p2, p3] = row.refs.map(|a| x[a]);
@@ -199,18 +210,18 @@ impl InternalCoordinates {
 
     /// Reverse pass of `to_cartesian` at (z, x = x(z)): writes grad_z = (∂x/∂z)ᵀ grad_x and, when
     /// `with_log_det`, adds ∇_z log|det ∂x/∂z|. `grad_x` is overwritten (used as scratch).
-    pub fn pull_back(
+    /// Generic over [`Lane`] as `to_cartesian`.
+    pub fn pull_back<S: Lane>(
         &self,
-        z: &[f64],
-        x: &[Vec3],
-        grad_x: &mut [Vec3],
-        grad_z: &mut [f64],
+        z: &[S],
+        x: &[[S; 3]],
+        grad_x: &mut [[S; 3]],
+        grad_z: &mut [S],
         with_log_det: bool,
     ) {
-        let raw: Vec<f64> = (0..z.len())
-            .map(|k| z[k] * self.std[k] + self.mean[k])
-            .collect();
-        let mut g_raw = vec![0.0; z.len()];
+        let raw = self.denormalise(z);
+        let one = S::splat(1.0);
+        let g_raw = grad_z;
         for &r in self.zmatrix.build_order.iter().rev() {
             let row = &self.zmatrix.rows[r];
             let [i1, i2, i3] = row.refs;
@@ -224,80 +235,84 @@ impl InternalCoordinates {
             );
             let adj = placed.vjp(grad_x[row.atom]);
             for (i, g) in [(i1, adj.p1), (i2, adj.p2), (i3, adj.p3)] {
-                add_to(&mut grad_x[i], g, 1.0);
+                add_to(&mut grad_x[i], g, one);
             }
             g_raw[3 + 3 * r] = adj.b;
             g_raw[4 + 3 * r] = adj.a;
             g_raw[5 + 3 * r] = adj.d;
-        }
-        let [_, n, c] = self.zmatrix.anchors;
-        let (b2, t) = (raw[1], raw[2]);
-        g_raw[0] = grad_x[n][0];
-        g_raw[1] = grad_x[c][0] * t.cos() + grad_x[c][1] * t.sin();
-        g_raw[2] = b2 * (-grad_x[c][0] * t.sin() + grad_x[c][1] * t.cos());
-        if with_log_det {
-            g_raw[1] += 1.0 / b2;
-            for r in 0..self.zmatrix.rows.len() {
-                let (b, a) = (raw[3 + 3 * r], raw[4 + 3 * r]);
-                g_raw[3 + 3 * r] += 2.0 / b;
-                g_raw[4 + 3 * r] += a.cos() / a.sin();
+            if with_log_det {
+                // ∂/∂b of 2 ln b and ∂/∂a of ln|sin a|.
+                g_raw[3 + 3 * r] += S::splat(2.0) / placed.b;
+                g_raw[4 + 3 * r] += placed.cos_a / placed.sin_a;
             }
         }
-        for k in 0..z.len() {
-            grad_z[k] = g_raw[k] * self.std[k];
+        let [_, n, c] = self.zmatrix.anchors;
+        let (b2, (sin_t, cos_t)) = (raw[1], raw[2].sin_cos());
+        g_raw[0] = grad_x[n][0];
+        g_raw[1] = grad_x[c][0] * cos_t + grad_x[c][1] * sin_t;
+        g_raw[2] = b2 * (-grad_x[c][0] * sin_t + grad_x[c][1] * cos_t);
+        if with_log_det {
+            g_raw[1] += one / b2;
         }
+        // From raw to normalised coordinates: ∂/∂z = std · ∂/∂raw.
+        g_raw
+            .iter_mut()
+            .zip(&self.std)
+            .for_each(|(g, &s)| *g = *g * s);
     }
 }
 
 /// One NeRF placement with its intermediates, kept for the reverse pass.
-struct Placement {
-    x: Vec3,
-    v1: Vec3,
-    v2: Vec3,
-    c_len: f64,
-    n: Vec3,
-    w_len: f64,
-    m: Vec3,
-    v1_len: f64,
-    u1: Vec3,
-    s: Vec3,
-    b: f64,
-    sin_a: f64,
-    cos_a: f64,
-    sin_d: f64,
-    cos_d: f64,
+struct Placement<S> {
+    x: [S; 3],
+    v1: [S; 3],
+    v2: [S; 3],
+    c_len: S,
+    n: [S; 3],
+    w_len: S,
+    m: [S; 3],
+    v1_len: S,
+    u1: [S; 3],
+    s: [S; 3],
+    b: S,
+    sin_a: S,
+    cos_a: S,
+    sin_d: S,
+    cos_d: S,
 }
 
 /// Adjoints of one placement w.r.t. its inputs.
-struct PlacementAdjoint {
-    p1: Vec3,
-    p2: Vec3,
-    p3: Vec3,
-    b: f64,
-    a: f64,
-    d: f64,
+struct PlacementAdjoint<S> {
+    p1: [S; 3],
+    p2: [S; 3],
+    p3: [S; 3],
+    b: S,
+    a: S,
+    d: S,
 }
 
 /// Places an atom at bond b from p1, angle a (p2–p1–atom) and boltzgen dihedral d:
 /// v1 = p1 − p2, v2 = p1 − p3, n = unit(v1 × v2), m = unit(v1 × n),
 /// x = p1 + b sin a (n sin d + m cos d) − b cos a unit(v1).
-fn place(p1: Vec3, p2: Vec3, p3: Vec3, b: f64, a: f64, d: f64) -> Placement {
+#[inline(always)]
+fn place<S: Lane>(p1: [S; 3], p2: [S; 3], p3: [S; 3], b: S, a: S, d: S) -> Placement<S> {
+    let one = S::splat(1.0);
     let (v1, v2) = (sub(p1, p2), sub(p1, p3));
     let c = cross(v1, v2);
     let c_len = norm(c);
-    let n = scale(c, 1.0 / c_len);
+    let n = scale(c, one / c_len);
     let w = cross(v1, n);
     let w_len = norm(w);
-    let m = scale(w, 1.0 / w_len);
+    let m = scale(w, one / w_len);
     let v1_len = norm(v1);
-    let u1 = scale(v1, 1.0 / v1_len);
+    let u1 = scale(v1, one / v1_len);
     let (sin_d, cos_d) = d.sin_cos();
     let (sin_a, cos_a) = a.sin_cos();
     let mut s = scale(n, sin_d);
     add_to(&mut s, m, cos_d);
     let mut x = p1;
     add_to(&mut x, s, b * sin_a);
-    add_to(&mut x, u1, -b * cos_a);
+    add_to(&mut x, u1, -(b * cos_a));
     Placement {
         x,
         v1,
@@ -317,9 +332,11 @@ fn place(p1: Vec3, p2: Vec3, p3: Vec3, b: f64, a: f64, d: f64) -> Placement {
     }
 }
 
-impl Placement {
+impl<S: Lane> Placement<S> {
     /// Vector-Jacobian product: given ∂L/∂x, the adjoints of p1, p2, p3, b, a, d.
-    fn vjp(&self, gx: Vec3) -> PlacementAdjoint {
+    #[inline(always)]
+    fn vjp(&self, gx: [S; 3]) -> PlacementAdjoint<S> {
+        let one = S::splat(1.0);
         let (alpha, beta) = (self.b * self.sin_a, self.b * self.cos_a);
         // x = p1 + α s − β u1
         let g_s = scale(gx, alpha);
@@ -335,21 +352,21 @@ impl Placement {
         // m = unit(w), w = v1 × n
         let g_w = unit_vjp(self.m, self.w_len, g_m);
         let mut g_v1 = cross(self.n, g_w);
-        add_to(&mut g_n, cross(g_w, self.v1), 1.0);
+        add_to(&mut g_n, cross(g_w, self.v1), one);
         // n = unit(c), c = v1 × v2
         let g_c = unit_vjp(self.n, self.c_len, g_n);
-        add_to(&mut g_v1, cross(self.v2, g_c), 1.0);
+        add_to(&mut g_v1, cross(self.v2, g_c), one);
         let g_v2 = cross(g_c, self.v1);
         // u1 = unit(v1)
-        add_to(&mut g_v1, unit_vjp(self.u1, self.v1_len, g_u1), 1.0);
+        add_to(&mut g_v1, unit_vjp(self.u1, self.v1_len, g_u1), one);
         // v1 = p1 − p2, v2 = p1 − p3
         let mut p1 = gx;
-        add_to(&mut p1, g_v1, 1.0);
-        add_to(&mut p1, g_v2, 1.0);
+        add_to(&mut p1, g_v1, one);
+        add_to(&mut p1, g_v2, one);
         PlacementAdjoint {
             p1,
-            p2: scale(g_v1, -1.0),
-            p3: scale(g_v2, -1.0),
+            p2: scale(g_v1, -one),
+            p3: scale(g_v2, -one),
             b: g_b,
             a: g_a,
             d: g_d,

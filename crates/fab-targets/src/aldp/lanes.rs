@@ -43,6 +43,8 @@ pub trait Lane:
     fn exp(self) -> Self;
     /// Lane-wise |x|.
     fn abs(self) -> Self;
+    /// Lane-wise (sin x, cos x).
+    fn sin_cos(self) -> (Self, Self);
     /// Lane-wise tanh.
     fn tanh(self) -> Self;
     /// Lane-wise atan2(self, x).
@@ -81,6 +83,10 @@ impl Lane for f64 {
     #[inline(always)]
     fn abs(self) -> Self {
         f64::abs(self)
+    }
+    #[inline(always)]
+    fn sin_cos(self) -> (Self, Self) {
+        f64::sin_cos(self)
     }
     #[inline(always)]
     fn tanh(self) -> Self {
@@ -138,6 +144,10 @@ impl Lane for X4 {
     #[inline(always)]
     fn abs(self) -> Self {
         X4::abs(self)
+    }
+    #[inline(always)]
+    fn sin_cos(self) -> (Self, Self) {
+        X4::sin_cos(self)
     }
     #[inline(always)]
     fn tanh(self) -> Self {

@@ -32,7 +32,7 @@ pub fn scale<S: Lane>(a: [S; 3], s: S) -> [S; 3] {
 }
 
 /// |a|.
-pub fn norm(a: Vec3) -> f64 {
+pub fn norm<S: Lane>(a: [S; 3]) -> S {
     dot(a, a).sqrt()
 }
 
@@ -44,12 +44,13 @@ pub fn add_to<S: Lane>(g: &mut [S; 3], a: [S; 3], s: S) {
 }
 
 /// Adjoint of u = a/|a|: given ∂L/∂u and u, returns ∂L/∂a = (g − u (u·g))/|a|.
-pub fn unit_vjp(u: Vec3, len: f64, g: Vec3) -> Vec3 {
+pub fn unit_vjp<S: Lane>(u: [S; 3], len: S, g: [S; 3]) -> [S; 3] {
     let ug = dot(u, g);
+    let inv = S::splat(1.0) / len;
     [
-        (g[0] - u[0] * ug) / len,
-        (g[1] - u[1] * ug) / len,
-        (g[2] - u[2] * ug) / len,
+        (g[0] - u[0] * ug) * inv,
+        (g[1] - u[1] * ug) * inv,
+        (g[2] - u[2] * ug) * inv,
     ]
 }
 
