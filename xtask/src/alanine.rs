@@ -57,6 +57,14 @@ const ROWS: &[(&str, &str)] = &[
         "population αL/C7ax, reweighted AIS",
     ),
     (
+        "log_w_gap_alpha_l_flow",
+        "best log weight overall − best in αL/C7ax, flow samples (nats; ≈ 0 once the basin is found)",
+    ),
+    (
+        "log_w_gap_alpha_l_ais",
+        "the same for AIS samples",
+    ),
+    (
         "population_phi_positive_flow_reweighted_l_form",
         "population φ > 0 among L-form samples, reweighted flow",
     ),

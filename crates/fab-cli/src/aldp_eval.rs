@@ -1,7 +1,8 @@
 //! Alanine-dipeptide evaluation against ground-truth MD, as fab-torch's `evaluate_aldp`:
 //! KL divergences KL(ground truth ‖ model) of the φ and ψ marginals (200 bins on [−π, π)) and of
 //! the Ramachandran histogram (64 × 64), for plain flow samples, importance-reweighted flow samples
-//! and reweighted AIS samples; the population of the rare φ > 0 basin; the flow's mean log q on the
+//! and reweighted AIS samples; the population of the rare φ > 0 basin and how far (in log weight)
+//! its αL/C7ax core is from carrying weight; the flow's mean log q on the
 //! ground-truth frames; plots ramachandran.png (side by side) and phi.png (φ marginals overlaid).
 
 use std::f64::consts::PI;
@@ -89,6 +90,21 @@ fn klds(
     out
 }
 
+/// max log w over all samples − max log w over samples in the αL/C7ax core (0 < φ < 2); +inf
+/// when no sample with a finite weight lies there.
+fn alpha_l_log_w_gap(angles: ArrayView2<f64>, log_w: ArrayView1<f64>) -> f64 {
+    let best = |in_basin: bool| {
+        angles
+            .column(0)
+            .iter()
+            .zip(log_w)
+            .filter(|(phi, lw)| lw.is_finite() && (**phi > 0.0 && **phi < 2.0 || !in_basin))
+            .map(|(_, lw)| *lw)
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    best(false) - best(true)
+}
+
 /// Computes the alanine metrics of an evaluation and writes the plots into `run`.
 pub fn evaluate(
     ev: &Evaluation,
@@ -154,6 +170,18 @@ pub fn evaluate(
         ));
         // The weights are normalised over all samples: this is the importance mass of the L form.
         m.push((format!("l_form_mass_{name}"), w.iter().sum::<f64>()));
+    }
+    // How far the αL/C7ax basin is from carrying importance weight: the best log weight among
+    // samples with 0 < φ < 2 below the best log weight overall (nats; +inf with no finite
+    // sample there). Near 0 the basin is found; tens of nats mean its samples are clashes.
+    for (name, angles, log_w) in [
+        ("flow", flow_angles.view(), ev.flow_log_w.view()),
+        ("ais", ais_angles.view(), ev.ais_log_w.view()),
+    ] {
+        m.push((
+            format!("log_w_gap_alpha_l_{name}"),
+            alpha_l_log_w_gap(angles, log_w),
+        ));
     }
     // MD frames are correlated: standard errors by block averaging.
     let pops = BasinPopulations::of(&truth.phi_psi, None);
@@ -232,4 +260,23 @@ pub fn evaluate(
         &run.join("phi.png"),
     )?;
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn alpha_l_gap_compares_the_best_weights_inside_and_outside_the_basin() {
+        // φ: β basin, αL, αL, αR; the αL samples are 30 and 12 nats below the best one.
+        let angles = array![[-2.5, 2.5], [1.0, 0.5], [1.5, -1.0], [-1.2, -0.7]];
+        let log_w = array![-170.0, -200.0, -182.0, f64::NAN];
+        assert_eq!(alpha_l_log_w_gap(angles.view(), log_w.view()), 12.0);
+        let none_there = array![-170.0, f64::NEG_INFINITY, f64::NAN, -171.0];
+        assert_eq!(
+            alpha_l_log_w_gap(angles.view(), none_there.view()),
+            f64::INFINITY
+        );
+    }
 }

@@ -245,18 +245,21 @@ pub fn sample(
 ) -> Result<()> {
     let (_, mut parts) = load_trained(run, checkpoint)?;
     let mut rng = fab_core::rng::seeded(seed);
-    let batch = parts.ais.run(
-        &*parts.flow,
-        &*parts.target,
-        n,
-        AnnealTarget::P,
-        false,
-        &mut rng,
-    )?;
+    // Flow samples need no AIS run: their weights are log p − log q.
     let (x, log_w) = if ais {
+        let batch = parts.ais.run(
+            &*parts.flow,
+            &*parts.target,
+            n,
+            AnnealTarget::P,
+            false,
+            &mut rng,
+        )?;
         (batch.x, batch.log_w)
     } else {
-        (batch.x0, batch.flow_log_w)
+        let (x, log_q) = parts.flow.sample(n, &mut rng)?;
+        let log_p = parts.target.log_prob(x.view())?;
+        (x, log_p - log_q)
     };
     if out.extension().is_some_and(|e| e == "pdb") {
         return write_pdb(&parts, x.view(), out);

@@ -351,7 +351,10 @@ fn invalid_rows_in_a_batch_leave_their_lane_neighbours_alone() {
     for i in [0, 2, 3, 4] {
         let mut g = vec![0.0; 60];
         let want = target.evaluate(&refs[i].z, Some(&mut g)).log_prob;
-        assert!((lp[i] - want).abs() < 1e-10 * want.abs().max(1.0), "row {i}");
+        assert!(
+            (lp[i] - want).abs() < 1e-10 * want.abs().max(1.0),
+            "row {i}"
+        );
         let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for (a, b) in grad.row(i).iter().zip(&g) {
             assert!((a - b).abs() < 1e-10 * scale, "row {i}: {a} vs {b}");
