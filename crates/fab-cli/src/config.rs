@@ -134,17 +134,17 @@ mod tests {
 
     #[test]
     fn shipped_configs_parse() {
+        // Every config under configs/, so a new profile cannot ship broken.
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        for name in [
-            "gmm.ron",
-            "gmm-quick.ron",
-            "many-well.ron",
-            "many-well-quick.ron",
-            "alanine.ron",
-            "alanine-quick.ron",
-        ] {
-            RunConfig::load(&root.join(name)).unwrap();
+        let mut n = 0;
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "ron") {
+                RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                n += 1;
+            }
         }
+        assert!(n >= 7, "found only {n} configs in {}", root.display());
     }
 
     #[test]
