@@ -299,19 +299,9 @@ fn batched_density_equals_pointwise_and_mirror_image_is_d_form() {
     }
     let mut grad = Array2::zeros(z.raw_dim());
     let lp = target.log_prob_and_grad(z.view(), grad.view_mut()).unwrap();
-    // The batch runs the force field on SIMD lanes (22 rows: five full vectors and one padded
-    // one); its ln/exp differ from libm's in the last bits only.
+    // 22 rows: five full SIMD vectors and one padded one.
     for (i, r) in refs.iter().enumerate() {
-        let mut g = vec![0.0; 60];
-        let want = target.evaluate(&r.z, Some(&mut g)).log_prob;
-        assert!(
-            (lp[i] - want).abs() < 1e-10 * want.abs().max(1.0),
-            "row {i}"
-        );
-        let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        for (a, b) in grad.row(i).iter().zip(&g) {
-            assert!((a - b).abs() < 1e-10 * scale, "row {i}: {a} vs {b}");
-        }
+        assert_row_is_pointwise(&target, &r.z, lp[i], grad.row(i), i);
     }
     // Reflecting crd through a plane gives D-alanine: same energy, other side of the filter.
     let ic = target.transform();
@@ -349,15 +339,24 @@ fn invalid_rows_in_a_batch_leave_their_lane_neighbours_alone() {
     assert_eq!(lp[1], f64::NEG_INFINITY);
     assert!(grad.row(1).iter().all(|&g| g == 0.0));
     for i in [0, 2, 3, 4] {
-        let mut g = vec![0.0; 60];
-        let want = target.evaluate(&refs[i].z, Some(&mut g)).log_prob;
-        assert!(
-            (lp[i] - want).abs() < 1e-10 * want.abs().max(1.0),
-            "row {i}"
-        );
-        let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        for (a, b) in grad.row(i).iter().zip(&g) {
-            assert!((a - b).abs() < 1e-10 * scale, "row {i}: {a} vs {b}");
-        }
+        assert_row_is_pointwise(&target, &refs[i].z, lp[i], grad.row(i), i);
+    }
+}
+
+/// A batch row's log p and gradient equal the pointwise evaluation at z to 1e-10 (the batch runs
+/// on SIMD lanes, whose ln/exp/sin differ from libm's in the last bits only).
+fn assert_row_is_pointwise(
+    target: &InternalBoltzmann,
+    z: &[f64],
+    lp: f64,
+    grad: ndarray::ArrayView1<f64>,
+    row: usize,
+) {
+    let mut g = vec![0.0; 60];
+    let want = target.evaluate(z, Some(&mut g)).log_prob;
+    assert!((lp - want).abs() < 1e-10 * want.abs().max(1.0), "row {row}");
+    let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (a, b) in grad.iter().zip(&g) {
+        assert!((a - b).abs() < 1e-10 * scale, "row {row}: {a} vs {b}");
     }
 }
