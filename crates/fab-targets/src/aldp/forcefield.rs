@@ -128,9 +128,7 @@ impl ForceField {
         }
         e.to_array()
     }
-}
 
-impl ForceField {
     /// Energies of four conformations already packed in SIMD lanes (atoms × 3 of [`X4`], as
     /// [`crate::aldp::InternalCoordinates::to_cartesian`] builds them); writes the gradient lanes
     /// into `grad`.
