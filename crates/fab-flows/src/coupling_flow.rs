@@ -26,6 +26,7 @@ use fab_core::{FabError, FabRng, Flow, LogDensity, Result};
 
 use crate::linear::Linear;
 use crate::real::{Real, M, V};
+use crate::relative_angles::RelativeAngles;
 use crate::spline::{Direction, SplineConsts};
 use crate::split::{Split, Subset};
 use crate::tape::dup2;
@@ -78,6 +79,9 @@ pub struct CouplingFlow<E: Real = f64> {
     /// Which coordinates live on the circle [−π, π).
     pub(crate) circular: Vec<bool>,
     pub(crate) layers: Vec<Coupling<E>>,
+    /// Angles modelled relative to another angle, applied after the last layer (sampling
+    /// direction); see [`crate::relative_angles`].
+    pub(crate) relative_angles: Option<RelativeAngles<E>>,
 }
 
 /// Borrowed parameter tensor of either rank.
@@ -243,6 +247,9 @@ where
         let (n, d) = *x.shape();
         let mut log_det: V<E, T> = self.dev.zeros_like(&(n,)).retaped::<T>();
         let mut h = x;
+        if let Some(rel) = &self.relative_angles {
+            h = self.circular_shift(rel.inverse(h), 0.0);
+        }
         for c in self.layers.iter().rev() {
             if let Some(shift) = c.shift_after {
                 h = self.circular_shift(h, -shift);
@@ -298,6 +305,9 @@ where
             if let Some(shift) = c.shift_after {
                 h = self.circular_shift(h, shift);
             }
+        }
+        if let Some(rel) = &self.relative_angles {
+            h = self.circular_shift(rel.forward(h), 0.0);
         }
         (h, log_det)
     }

@@ -16,6 +16,7 @@ pub mod coupling_flow;
 pub mod linear;
 pub mod real;
 pub mod realnvp;
+pub mod relative_angles;
 pub mod rq_kernel;
 pub mod rq_knots;
 pub mod spline;

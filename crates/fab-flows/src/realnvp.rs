@@ -98,6 +98,7 @@ where
             dev: dev.clone(),
             dim,
             layers,
+            relative_angles: None,
         })
     }
 }

@@ -18,6 +18,7 @@ use crate::coupling_flow::{Coupling, CouplingFlow, SplinePart, Transform};
 use crate::linear::{hidden_stack, Linear};
 use crate::real::{Precision, Real};
 use crate::realnvp::halves;
+use crate::relative_angles::RelativeAngles;
 use crate::spline::{n_params, SplineConfig, SplineConsts};
 use crate::split::{Split, Subset};
 
@@ -41,6 +42,10 @@ pub struct SplineFlowConfig {
     pub circular_shift: CircularShift,
     /// Float type the flow computes in (default F64, as fab-torch's alanine runs).
     pub precision: Precision,
+    /// Pairs (j, i) of circular coordinates for which the flow models the angle x_j − x_i
+    /// instead of x_j (a fixed shear after the last layer, log-det 0; see
+    /// [`crate::relative_angles`]). Default: none, as fab-torch.
+    pub relative_angles: Vec<(usize, usize)>,
 }
 
 /// How circular coordinates are rotated between layers, so bin edges do not stay at the same angles.
@@ -67,6 +72,7 @@ impl Default for SplineFlowConfig {
             circular: Vec::new(),
             circular_shift: CircularShift::None,
             precision: Precision::F64,
+            relative_angles: Vec::new(),
         }
     }
 }
@@ -159,12 +165,14 @@ where
                 }
             })
             .collect();
+        let relative_angles = RelativeAngles::new(&dev, &circular, &config.relative_angles)?;
         Ok(Self {
             base_affine: None,
             circular,
             dev,
             dim,
             layers,
+            relative_angles,
         })
     }
 }
