@@ -8,6 +8,9 @@
 //!   ordinary coordinates and circular splines on angles, optionally followed by a fixed circular
 //!   shift of the angles, x ← wrap(x + c).
 //!
+//! After the last layer (sampling direction) an optional fixed shear makes some angles relative to
+//! another one, x_j ← wrap(x_j + x_i) ([`crate::relative_angles`], log-det 0).
+//!
 //! The base is N(0, I) on ordinary coordinates (optionally with a trainable location and log-scale,
 //! as fab-torch's RealNVP base) and uniform on [−π, π) on circular ones.
 //! Density direction (x → z): inverse layers in reverse order, accumulating the log-dets, then
