@@ -111,17 +111,10 @@ impl InternalBoltzmann {
         gx: &mut [Vec3],
         grad: Option<&mut [f64]>,
     ) -> InternalPoint {
-        let (u, slope) = self.regularizer.apply(energy / self.kt);
-        let log_prob = if u.is_finite() && log_det.is_finite() {
-            log_det - u
-        } else {
-            f64::NEG_INFINITY
-        };
+        let (log_prob, factor) = self.log_prob_and_factor(energy, log_det);
         if let Some(grad) = grad {
             if log_prob.is_finite() {
-                // ∂(−u)/∂x = −slope/kT · ∂E/∂x, pulled back to z together with ∇ log|det|.
-                let s = -slope / self.kt;
-                gx.iter_mut().flatten().for_each(|g| *g *= s);
+                gx.iter_mut().flatten().for_each(|g| *g *= factor);
                 self.transform.pull_back(z, x, gx, grad, true);
             } else {
                 grad.iter_mut().for_each(|g| *g = 0.0);
@@ -131,6 +124,18 @@ impl InternalBoltzmann {
             log_prob,
             energy,
             log_det,
+        }
+    }
+
+    /// log p(z) = log|det ∂x/∂z| − u with u = reg(E/kT), and the factor −u′/kT that turns ∂E/∂x
+    /// into ∂(−u)/∂x (before the pull-back to z, which adds ∇ log|det|); (−inf, 0) when either
+    /// part is not finite, whose gradient is reported as zeros.
+    fn log_prob_and_factor(&self, energy: f64, log_det: f64) -> (f64, f64) {
+        let (u, slope) = self.regularizer.apply(energy / self.kt);
+        if u.is_finite() && log_det.is_finite() {
+            (log_det - u, -slope / self.kt)
+        } else {
+            (f64::NEG_INFINITY, 0.0)
         }
     }
 
@@ -153,19 +158,10 @@ impl InternalBoltzmann {
         }
         let log_det = self.transform.to_cartesian(z, x).to_array();
         let energy = self.ff.energy_and_grad_lanes(x, gx, ws).to_array();
-        // Per lane: log p, and the factor −slope/kT that turns ∂E/∂x into ∂log p/∂x (0 for
-        // padding lanes and points whose log p is −inf, whose gradients are reported as zeros).
+        // Per lane: log p and the gradient factor (0 in padding lanes).
         let mut factor = [0.0; 4];
         for l in 0..m {
-            let (u, slope) = self.regularizer.apply(energy[l] / self.kt);
-            out[l] = if u.is_finite() && log_det[l].is_finite() {
-                log_det[l] - u
-            } else {
-                f64::NEG_INFINITY
-            };
-            if out[l].is_finite() {
-                factor[l] = -slope / self.kt;
-            }
+            (out[l], factor[l]) = self.log_prob_and_factor(energy[l], log_det[l]);
         }
         if let Some(mut grad) = grad {
             let f = X4::new(factor);
