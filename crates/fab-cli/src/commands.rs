@@ -140,6 +140,46 @@ pub fn peak_rss_mib() -> f64 {
 }
 
 /// Sizes rayon's global pool (used by the targets and by dfdx's GEMM) once per process.
+/// `fab bench`: times FAB iterations of a config and prints ms per iteration with time shares,
+/// then the report as one JSON line.
+pub fn bench(
+    config_path: &Path,
+    iterations: usize,
+    warmup: usize,
+    threads: Option<usize>,
+) -> Result<()> {
+    let mut config = RunConfig::load(config_path)?;
+    if threads.is_some() {
+        config.threads = threads;
+    }
+    set_threads(&config);
+    let mut parts = Components::build(&config)?;
+    let mut trainer = parts.trainer(&config)?;
+    eprintln!(
+        "benchmarking {} ({} flow parameters): filling the buffer, {warmup} warm-up and {iterations} timed iterations",
+        config_path.display(),
+        parts.flow.params().len(),
+    );
+    let report = fab_core::bench::bench_iterations(
+        &mut trainer,
+        &mut *parts.flow,
+        &mut parts.ais,
+        &*parts.target,
+        warmup,
+        iterations,
+    )?;
+    println!(
+        "{:.2} ms per iteration (mean of {}; min {:.2}, median {:.2}) on {} thread(s)",
+        report.ms_per_iteration, report.iterations, report.ms_min, report.ms_median, report.threads
+    );
+    for (name, ms, share) in report.shares() {
+        println!("  {name:<36} {ms:>10.2} ms {:>6.1} %", 100.0 * share);
+    }
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Sizes the global rayon pool from the config (`threads: None` leaves rayon's default).
 pub fn set_threads(config: &RunConfig) {
     if let Some(n) = config.threads {
         // Fails only if the pool was already built, in which case the first setting stays.

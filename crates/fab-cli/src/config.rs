@@ -134,17 +134,23 @@ mod tests {
 
     #[test]
     fn shipped_configs_parse() {
-        // Every config under configs/, so a new profile cannot ship broken.
+        // Every config under configs/ and its subfolders, so a new profile cannot ship broken.
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
         let mut n = 0;
-        for entry in std::fs::read_dir(&root).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "ron") {
-                RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-                n += 1;
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "ron") {
+                    RunConfig::load(&path)
+                        .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                    n += 1;
+                }
             }
         }
-        assert!(n >= 7, "found only {n} configs in {}", root.display());
+        assert!(n >= 9, "found only {n} configs in {}", root.display());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! fab eval  --run runs/gmm                      # eval.json + samples.png
 //! fab sample --run runs/gmm -n 10000 --out samples.csv [--ais]
 //! fab plot  --run runs/gmm                      # training curves + samples plot
+//! fab bench --config configs/bench/many-well-fab-jax.ron   # ms per iteration and time shares
 //! fab md    --config configs/alanine.ron        # replica-exchange ground truth for alanine dipeptide
 //! ```
 
@@ -104,6 +105,22 @@ enum Command {
         #[arg(long)]
         reuse: bool,
     },
+    /// Time FAB iterations of a config (buffer filled first, warm-up excluded): ms per iteration
+    /// and where the time goes; the last line is the same as JSON.
+    Bench {
+        /// Run configuration (RON), e.g. configs/bench/many-well-fab-jax.ron.
+        #[arg(long)]
+        config: PathBuf,
+        /// Timed iterations.
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+        /// Iterations run before timing starts.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Override the config's thread count.
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Redraw the training-curve plot of a run from its metrics.csv.
     Plot {
         /// Run directory written by `fab train`.
@@ -143,6 +160,12 @@ fn main() -> ExitCode {
             ais,
             seed,
         } => commands::sample(&run, checkpoint.as_ref(), n, &out, ais, seed),
+        Command::Bench {
+            config,
+            iterations,
+            warmup,
+            threads,
+        } => commands::bench(&config, iterations, warmup, threads),
         Command::Plot { run } => commands::plot_curves(&run),
         Command::Md {
             config,

@@ -6,6 +6,7 @@
 //! Adam with gradient-norm clipping, the training loop, evaluation metrics and checkpoints.
 //! No other fab crate is a dependency: flows, samplers and targets depend on this crate.
 
+pub mod bench;
 pub mod buffer;
 pub mod checkpoint;
 pub mod density;
