@@ -27,6 +27,9 @@ use rayon::prelude::*;
 use fab_core::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
 use fab_core::{FabError, FabRng, Flow, LogDensity, Result};
 
+use crate::affine_kernel::{affine, LOG_SCALE_BOUND};
+use crate::columns::{gather_columns, scatter_columns};
+use crate::conditioner::{conditioner, ParamGrads};
 use crate::linear::Linear;
 use crate::real::{Real, M, V};
 use crate::relative_angles::RelativeAngles;
@@ -37,9 +40,19 @@ use crate::tape::dup2;
 /// ½ ln 2π.
 const HALF_LOG_2PI: f64 = 0.918_938_533_204_672_7;
 
-/// Bound on |log s| of the affine transform: scales stay in (0.1, 10) as fab-jax's restricted
-/// RealNVP scale, and s = 1 exactly at zero input.
-const LOG_SCALE_BOUND: f64 = std::f64::consts::LN_10;
+/// How a flow's layers are computed. Both give the same numbers (tests/engines.rs checks them
+/// against each other to 1e-10 in f64); `Fused` is the fast one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// One fused dfdx operation per stage of a coupling layer (column gathers, the conditioner
+    /// MLP, the affine or spline transform), each with a hand-written backward pass; HMC's input
+    /// gradient skips the parameter gradients.
+    #[default]
+    Fused,
+    /// Composed from dfdx's own tensor operations (0/1 matmuls for coordinate selection): the
+    /// reference the fused engine is tested against.
+    Reference,
+}
 
 /// A spline applied to one subset of a layer's transformed coordinates.
 #[derive(Debug, Clone)]
@@ -85,6 +98,8 @@ pub struct CouplingFlow<E: Real = f64> {
     /// Angles modelled relative to another angle, applied after the last layer (sampling
     /// direction); see [`crate::relative_angles`].
     pub(crate) relative_angles: Option<RelativeAngles<E>>,
+    /// How the layers are computed.
+    pub(crate) engine: Engine,
 }
 
 /// Borrowed parameter tensor of either rank.
@@ -114,6 +129,84 @@ where
             h = layer.forward(h).relu();
         }
         h
+    }
+
+    /// The layer in `direction` on the full batch h (n, d): (new h, log-det per row).
+    fn apply<T: Tape<E, Cpu>>(
+        &self,
+        h: M<E, T>,
+        direction: Direction,
+        engine: Engine,
+        param_grads: ParamGrads,
+    ) -> (M<E, T>, V<E, T>) {
+        match engine {
+            Engine::Reference => {
+                let (h_c, h_t) = self.split.split(h);
+                let (h_c1, h_c2) = dup2(h_c);
+                let (y_t, ld) = self.transform(self.hidden_features(h_c1), h_t, direction);
+                (self.split.merge(h_c2, y_t), ld)
+            }
+            Engine::Fused => {
+                let d = h.shape().1;
+                let (cond, trans) = (self.split.cond().indices(), self.split.trans().indices());
+                let (h1, h2) = dup2(h);
+                let (h_c1, h_c2) = dup2(gather_columns(h1, cond));
+                let h_t = gather_columns(h2, trans);
+                let (y_t, ld) = self.transform_fused(h_c1, h_t, direction, param_grads);
+                (scatter_columns(vec![(h_c2, cond), (y_t, trans)], d), ld)
+            }
+        }
+    }
+
+    /// The fused engine's transform of h_t given the conditioning coordinates h_c.
+    fn transform_fused<T: Tape<E, Cpu>>(
+        &self,
+        h_c: M<E, T>,
+        h_t: M<E, T>,
+        direction: Direction,
+        param_grads: ParamGrads,
+    ) -> (M<E, T>, V<E, T>) {
+        match &self.transform {
+            Transform::Affine { shift, scale } => {
+                let mut outs =
+                    conditioner(h_c, &self.hidden, &[shift, scale], param_grads).into_iter();
+                let (Some(t), Some(a)) = (outs.next(), outs.next()) else {
+                    unreachable!("the conditioner returns one output per head")
+                };
+                affine(h_t, t, a, direction)
+            }
+            Transform::Spline { parts } => {
+                let (n, width_t) = *h_t.shape();
+                let heads: Vec<&Linear<E>> = parts.iter().map(|(_, p)| &p.head).collect();
+                let outs = conditioner(h_c, &self.hidden, &heads, param_grads);
+                let mut rest = Some(h_t);
+                let mut pieces = Vec::with_capacity(parts.len());
+                let mut log_det: Option<V<E, T>> = None;
+                for (j, ((_, part), params)) in parts.iter().zip(outs).enumerate() {
+                    let h_here = if j + 1 == parts.len() {
+                        rest.take().expect("h_t")
+                    } else {
+                        let (h1, h2) = dup2(rest.take().expect("h_t"));
+                        rest = Some(h2);
+                        h1
+                    };
+                    let x_flat = gather_columns(h_here, part.subset.indices())
+                        .reshape_like(&(n * part.width,));
+                    let params = params.reshape_like(&(n * part.width, part.n_params));
+                    let (y, ld) = part.consts.apply(x_flat, params, direction);
+                    pieces.push((y.reshape_like(&(n, part.width)), part.subset.indices()));
+                    let ld = ld.reshape_like(&(n, part.width)).sum::<(usize,), Axis<1>>();
+                    log_det = Some(match log_det {
+                        None => ld,
+                        Some(acc) => acc + ld,
+                    });
+                }
+                (
+                    scatter_columns(pieces, width_t),
+                    log_det.expect("a spline layer has at least one part"),
+                )
+            }
+        }
     }
 
     /// Transforms h_t given the conditioning features; returns (new h_t, log-det per row).
@@ -184,6 +277,17 @@ impl<E: Real> CouplingFlow<E>
 where
     Cpu: Device<E>,
 {
+    /// The same flow computed by `engine`.
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// How the layers are computed.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
     /// Dimension check naming `context`.
     fn check(&self, context: &str, x: &ArrayView2<f64>) -> Result<()> {
         fab_core::density::check_dim(context, x, self.dim)
@@ -246,7 +350,11 @@ where
     }
 
     /// Density direction on tape `T`: z = f⁻¹(x) and log|det ∂z/∂x| per row.
-    fn inverse_taped<T: Tape<E, Cpu>>(&self, x: M<E, T>) -> (M<E, T>, V<E, T>) {
+    fn inverse_taped<T: Tape<E, Cpu>>(
+        &self,
+        x: M<E, T>,
+        param_grads: ParamGrads,
+    ) -> (M<E, T>, V<E, T>) {
         let (n, d) = *x.shape();
         let mut log_det: V<E, T> = self.dev.zeros_like(&(n,)).retaped::<T>();
         let mut h = x;
@@ -257,11 +365,9 @@ where
             if let Some(shift) = c.shift_after {
                 h = self.circular_shift(h, -shift);
             }
-            let (h_c, h_t) = c.split.split(h);
-            let (h_c1, h_c2) = dup2(h_c);
-            let (z_t, ld) = c.transform(c.hidden_features(h_c1), h_t, Direction::Inverse);
+            let (z, ld) = c.apply(h, Direction::Inverse, self.engine, param_grads);
             log_det = log_det + ld;
-            h = c.split.merge(h_c2, z_t);
+            h = z;
         }
         if let Some((loc, log_scale)) = &self.base_affine {
             // z = (h − μ) ⊙ exp(−s_b), log det −Σ s_b for every row.
@@ -282,7 +388,11 @@ where
     }
 
     /// Sampling direction on tape `T`: x = f(z) and log|det ∂f/∂z| per row.
-    fn forward_taped<T: Tape<E, Cpu>>(&self, z: M<E, T>) -> (M<E, T>, V<E, T>) {
+    fn forward_taped<T: Tape<E, Cpu>>(
+        &self,
+        z: M<E, T>,
+        param_grads: ParamGrads,
+    ) -> (M<E, T>, V<E, T>) {
         let (n, d) = *z.shape();
         let mut log_det: V<E, T> = self.dev.zeros_like(&(n,)).retaped::<T>();
         let mut h = z;
@@ -300,11 +410,9 @@ where
             h = h * scale + loc;
         }
         for c in &self.layers {
-            let (h_c, h_t) = c.split.split(h);
-            let (h_c1, h_c2) = dup2(h_c);
-            let (y_t, ld) = c.transform(c.hidden_features(h_c1), h_t, Direction::Forward);
+            let (y, ld) = c.apply(h, Direction::Forward, self.engine, param_grads);
             log_det = log_det + ld;
-            h = c.split.merge(h_c2, y_t);
+            h = y;
             if let Some(shift) = c.shift_after {
                 h = self.circular_shift(h, shift);
             }
@@ -316,9 +424,9 @@ where
     }
 
     /// log q(x) for a batch, on tape `T`.
-    fn log_q<T: Tape<E, Cpu>>(&self, x: M<E, T>) -> V<E, T> {
+    fn log_q<T: Tape<E, Cpu>>(&self, x: M<E, T>, param_grads: ParamGrads) -> V<E, T> {
         let n = x.shape().0;
-        let (z, log_det) = self.inverse_taped(x);
+        let (z, log_det) = self.inverse_taped(x, param_grads);
         let (n_circ, d) = (self.circular.iter().filter(|c| **c).count(), self.dim);
         let mask: Vec<E> = (0..n * d)
             .map(|i| {
@@ -338,14 +446,14 @@ where
     /// Density direction: z = f⁻¹(x) and log|det ∂f⁻¹/∂x| for each row.
     pub fn inverse(&self, x: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>)> {
         self.check("flow inverse", &x)?;
-        let (z, log_det) = self.inverse_taped(self.to_tensor(x));
+        let (z, log_det) = self.inverse_taped(self.to_tensor(x), ParamGrads::Skip);
         Ok((self.to_array(z)?, Array1::from(widen(log_det.as_vec()))))
     }
 
     /// Sampling direction: x = f(z) and log|det ∂f/∂z| for each row.
     pub fn forward(&self, z: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>)> {
         self.check("flow forward", &z)?;
-        let (x, log_det) = self.forward_taped(self.to_tensor(z));
+        let (x, log_det) = self.forward_taped(self.to_tensor(z), ParamGrads::Skip);
         Ok((self.to_array(x)?, Array1::from(widen(log_det.as_vec()))))
     }
 
@@ -439,7 +547,7 @@ where
         let parts: Vec<(f64, Vec<f64>)> = chunks
             .into_par_iter()
             .map(|(x, c)| {
-                let lq = self.log_q(self.to_tensor(x).leaky_trace());
+                let lq = self.log_q(self.to_tensor(x).leaky_trace(), ParamGrads::Accumulate);
                 let c: V<E> = self.dev.tensor_from_vec(narrow(c), (x.nrows(),));
                 let loss = (lq * c).sum::<(), _>() * E::of(-1.0 / n as f64);
                 (loss.array().wide(), self.flat_grad(&loss.backward()))
@@ -494,7 +602,8 @@ where
         self.check("flow log_prob", &x)?;
         let mut out = Array1::zeros(x.nrows());
         par_chunks(x, None, out.view_mut(), &|x, mut lq, _| {
-            lq.assign(&Array1::from(widen(self.log_q(self.to_tensor(x)).as_vec())));
+            let q = self.log_q(self.to_tensor(x), ParamGrads::Skip);
+            lq.assign(&Array1::from(widen(q.as_vec())));
         });
         Ok(out)
     }
@@ -508,7 +617,7 @@ where
         let mut out = Array1::zeros(x.nrows());
         par_chunks(x, Some(grad), out.view_mut(), &|x, mut lq, grad| {
             let xt = self.to_tensor(x);
-            let q = self.log_q(xt.leaky_trace());
+            let q = self.log_q(xt.leaky_trace(), ParamGrads::Skip);
             lq.assign(&Array1::from(widen(q.as_vec())));
             let grads = q.sum::<(), _>().backward();
             let g = grads.get(&xt).as_vec();
@@ -582,7 +691,7 @@ where
         if chunk_count(n) > 1 {
             return self.weighted_nll_grad_chunked(x, coeff);
         }
-        let lq = self.log_q(self.to_tensor(x).leaky_trace());
+        let lq = self.log_q(self.to_tensor(x).leaky_trace(), ParamGrads::Accumulate);
         let log_q = Array1::from(widen(lq.as_vec()));
         let coefficients = coeff(log_q.view());
         if coefficients.len() != n {
@@ -609,7 +718,8 @@ where
         let d = self.dim;
         let z = self.sample_base(n, rng);
         let log_base = self.log_base(z.view());
-        let (x, log_det) = self.forward_taped(self.to_tensor(z.view()).leaky_trace());
+        let (x, log_det) =
+            self.forward_taped(self.to_tensor(z.view()).leaky_trace(), ParamGrads::Accumulate);
         let base: V<E> = self.dev.tensor_from_vec(narrow(log_base.view()), (n,));
         // log q along the sampling path: log base(z) − log|det ∂f/∂z|, differentiable in θ.
         let log_q = log_det.negate() + base;

@@ -11,9 +11,13 @@
 //! ([`split`]) and spline knots are gathered with `select`, whose backward accumulates correctly.
 //! Every operation is covered by finite-difference gradient tests in f64.
 
+pub(crate) mod affine_kernel;
+pub(crate) mod columns;
+pub(crate) mod conditioner;
 pub mod config;
 pub mod coupling_flow;
 pub mod linear;
+pub(crate) mod matmul;
 pub mod real;
 pub mod realnvp;
 pub mod relative_angles;
@@ -25,7 +29,7 @@ pub mod split;
 pub mod tape;
 
 pub use config::FlowConfig;
-pub use coupling_flow::CouplingFlow;
+pub use coupling_flow::{CouplingFlow, Engine};
 pub use real::{Precision, Real};
 pub use realnvp::RealNvpConfig;
 pub use spline_flow::{CircularShift, SplineFlowConfig};

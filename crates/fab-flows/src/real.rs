@@ -12,6 +12,24 @@ pub trait Real: Dtype + num_traits::Float + Send + Sync + std::fmt::Debug + 'sta
     fn of(v: f64) -> Self;
     /// This value as f64 (exact).
     fn wide(self) -> f64;
+    /// C ← α·A·B + β·C for an (m × k) A, (k × n) B and (m × n) C given by row and column strides
+    /// (matrixmultiply's sgemm / dgemm; the fused flow operations call it through
+    /// [`crate::matmul`]).
+    ///
+    /// # Safety
+    /// The pointers must be valid for every element the shapes and strides address, and C must not
+    /// overlap A or B.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
+        beta: Self,
+        c: (*mut Self, isize, isize),
+    );
 }
 
 impl Real for f64 {
@@ -21,6 +39,18 @@ impl Real for f64 {
     fn wide(self) -> f64 {
         self
     }
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
+        beta: Self,
+        c: (*mut Self, isize, isize),
+    ) {
+        matrixmultiply::dgemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2)
+    }
 }
 
 impl Real for f32 {
@@ -29,6 +59,18 @@ impl Real for f32 {
     }
     fn wide(self) -> f64 {
         self as f64
+    }
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
+        beta: Self,
+        c: (*mut Self, isize, isize),
+    ) {
+        matrixmultiply::sgemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2)
     }
 }
 

@@ -99,6 +99,7 @@ where
             dim,
             layers,
             relative_angles: None,
+            engine: Default::default(),
         })
     }
 }

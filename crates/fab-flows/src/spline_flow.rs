@@ -173,6 +173,7 @@ where
             dim,
             layers,
             relative_angles,
+            engine: Default::default(),
         })
     }
 }

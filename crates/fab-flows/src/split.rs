@@ -13,6 +13,8 @@ use crate::tape::dup2;
 /// A fixed subset of the columns {0..d}.
 #[derive(Debug, Clone)]
 pub struct Subset<E: Real = f64> {
+    /// The selected columns, in order.
+    idx: Vec<usize>,
     /// (d, k) selection matrix.
     pick: M<E>,
     /// (k, d) scatter-back matrix (its transpose).
@@ -33,9 +35,15 @@ where
             put[j * d + i] = E::one();
         }
         Self {
+            idx: idx.to_vec(),
             pick: dev.tensor_from_vec(pick, (d, k)),
             put: dev.tensor_from_vec(put, (k, d)),
         }
+    }
+
+    /// The selected columns, in order.
+    pub fn indices(&self) -> &[usize] {
+        &self.idx
     }
 
     /// The subset's columns of x (n, d) → (n, k).
@@ -66,6 +74,16 @@ where
             cond: Subset::new(dev, d, cond),
             trans: Subset::new(dev, d, trans),
         }
+    }
+
+    /// The conditioning subset.
+    pub fn cond(&self) -> &Subset<E> {
+        &self.cond
+    }
+
+    /// The transformed subset.
+    pub fn trans(&self) -> &Subset<E> {
+        &self.trans
     }
 
     /// (x_cond, x_trans) from x of shape (n, d).

@@ -1,0 +1,151 @@
+//! Dense products on row-major slices for the fused flow operations: C ← A·B + β·C with A or B
+//! optionally transposed, checked against the slice lengths and run on the calling thread
+//! (batch parallelism is done one level up, over row chunks).
+
+use crate::real::Real;
+
+/// A row-major (rows × cols) matrix in a slice, read as itself or as its transpose.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a, E> {
+    data: &'a [E],
+    rows: usize,
+    cols: usize,
+    transposed: bool,
+}
+
+impl<'a, E: Real> Mat<'a, E> {
+    /// The (rows × cols) row-major matrix in `data`.
+    pub(crate) fn new(data: &'a [E], rows: usize, cols: usize) -> Self {
+        assert!(
+            data.len() >= rows * cols,
+            "matrix of {rows} × {cols} in a slice of {}",
+            data.len()
+        );
+        Self {
+            data,
+            rows,
+            cols,
+            transposed: false,
+        }
+    }
+
+    /// The transpose (no copy).
+    pub(crate) fn t(self) -> Self {
+        Self {
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+
+    /// Shape as read: (rows, cols) of the possibly transposed matrix.
+    fn shape(&self) -> (usize, usize) {
+        if self.transposed {
+            (self.cols, self.rows)
+        } else {
+            (self.rows, self.cols)
+        }
+    }
+
+    /// (pointer, row stride, column stride) as read.
+    fn strides(&self) -> (*const E, isize, isize) {
+        let row = self.cols as isize;
+        if self.transposed {
+            (self.data.as_ptr(), 1, row)
+        } else {
+            (self.data.as_ptr(), row, 1)
+        }
+    }
+}
+
+/// C ← A·B + β·C, C row-major with `a.rows` (as read) rows; β = 0 overwrites C.
+pub(crate) fn gemm<E: Real>(a: Mat<'_, E>, b: Mat<'_, E>, beta: E, c: &mut [E]) {
+    let (m, k) = a.shape();
+    let (k2, n) = b.shape();
+    assert_eq!(k, k2, "inner dimensions of a product");
+    assert!(c.len() >= m * n, "product of {m} × {n} into {}", c.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].iter_mut().for_each(|v| *v = *v * beta);
+        return;
+    }
+    // SAFETY: `Mat::new` and the assert above check that every addressed element lies inside
+    // its slice; C is a distinct `&mut` slice, so it overlaps neither input.
+    unsafe {
+        E::gemm(
+            m,
+            k,
+            n,
+            E::one(),
+            a.strides(),
+            b.strides(),
+            beta,
+            (c.as_mut_ptr(), n as isize, 1),
+        )
+    }
+}
+
+/// Adds the column sums of the row-major (rows × cols) `g` to `acc` (a bias gradient).
+pub(crate) fn add_column_sums<E: Real>(g: &[E], cols: usize, acc: &mut [E]) {
+    for row in g.chunks_exact(cols) {
+        acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+    }
+}
+
+/// Fills each row of the row-major `out` (rows × bias.len()) with `bias`.
+pub(crate) fn fill_rows<E: Real>(out: &mut [E], bias: &[E]) {
+    for row in out.chunks_exact_mut(bias.len()) {
+        row.copy_from_slice(bias);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Naive product of row-major (m × k) and (k × n).
+    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    fn transpose(a: &[f64], rows: usize, cols: usize) -> Vec<f64> {
+        let mut t = vec![0.0; rows * cols];
+        for i in 0..rows {
+            for j in 0..cols {
+                t[j * rows + i] = a[i * cols + j];
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn products_with_transposes_and_accumulation_match_the_naive_product() {
+        let (m, k, n) = (5, 3, 4);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.91).cos()).collect();
+        let want = naive(&a, &b, m, k, n);
+        let mut c = vec![0.0; m * n];
+        gemm(Mat::new(&a, m, k), Mat::new(&b, k, n), 0.0, &mut c);
+        let close = |x: &[f64], y: &[f64]| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-14);
+        assert!(close(&c, &want));
+        // Aᵀ stored as (k × m), read transposed; Bᵀ likewise; then accumulate onto C.
+        let at = transpose(&a, m, k);
+        let bt = transpose(&b, k, n);
+        gemm(Mat::new(&at, k, m).t(), Mat::new(&bt, n, k).t(), 1.0, &mut c);
+        let twice: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
+        assert!(close(&c, &twice));
+        let mut sums = vec![1.0; n];
+        add_column_sums(&want, n, &mut sums);
+        for j in 0..n {
+            let s: f64 = (0..m).map(|i| want[i * n + j]).sum();
+            assert!((sums[j] - 1.0 - s).abs() < 1e-14);
+        }
+    }
+}
