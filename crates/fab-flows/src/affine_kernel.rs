@@ -10,7 +10,7 @@
 
 use dfdx::prelude::*;
 
-use crate::real::{Real, M, V};
+use crate::real::{host, Real, M, V};
 use crate::spline::Direction;
 
 /// Bound c on |log s|: scales stay in (0.1, 10), as fab-jax's restricted RealNVP scale.
@@ -31,41 +31,46 @@ pub(crate) fn affine<E: Real, T: Tape<E, Cpu>>(
     let (n, k) = *h.shape();
     let c = E::of(LOG_SCALE_BOUND);
     let inv_c = E::of(1.0 / LOG_SCALE_BOUND);
-    let (hv, tv, av) = (h.as_vec(), shift.as_vec(), scale.as_vec());
-    // Per element: tanh(a/c) (for ∂ls/∂a) and the factor e^{±ls} applied to h.
-    let mut th = vec![E::zero(); n * k];
-    let mut factor = vec![E::zero(); n * k];
-    let mut y = vec![E::zero(); n * k];
-    let mut ld = vec![E::zero(); n];
+    let (hv, tv, av) = (host(&h), host(&shift), host(&scale));
     let sign = match direction {
         Direction::Forward => E::one(),
         Direction::Inverse => -E::one(),
     };
-    for i in 0..n {
+    // Per element, kept for the backward pass: tanh(a/c) (for ∂ls/∂a) and the factor e^{±ls}
+    // applied to h.
+    let mut th = Vec::with_capacity(n * k);
+    let mut factor = Vec::with_capacity(n * k);
+    let mut y = Vec::with_capacity(n * k);
+    let mut ld = Vec::with_capacity(n);
+    for ((h_row, t_row), a_row) in hv
+        .chunks_exact(k)
+        .zip(tv.chunks_exact(k))
+        .zip(av.chunks_exact(k))
+    {
         let mut sum = E::zero();
-        for j in i * k..(i + 1) * k {
-            let t = (av[j] * inv_c).tanh();
-            let ls = c * t;
-            th[j] = t;
+        for ((&h, &t), &a) in h_row.iter().zip(t_row).zip(a_row) {
+            let tanh = (a * inv_c).tanh();
+            let ls = c * tanh;
             sum += ls;
             let f = (sign * ls).exp();
-            factor[j] = f;
-            y[j] = match direction {
-                Direction::Forward => hv[j] * f + tv[j],
-                Direction::Inverse => (hv[j] - tv[j]) * f,
-            };
+            th.push(tanh);
+            factor.push(f);
+            y.push(match direction {
+                Direction::Forward => h * f + t,
+                Direction::Inverse => (h - t) * f,
+            });
         }
-        ld[i] = sign * sum;
+        ld.push(sign * sum);
     }
     let dev = h.device().clone();
-    let y_t = dev.tensor_from_vec(y.clone(), (n, k));
+    let y_t = dev.tensor_from_vec(y, (n, k));
     let ld_t = dev.tensor_from_vec(ld, (n,));
     if T::OWNS_TAPE {
         let (g_y, g_ld) = (y_t.ghost(), ld_t.ghost());
         let (g_h, g_t, g_a) = (h.ghost(), shift.ghost(), scale.ghost());
         tape.add_backward_op(move |grads| {
-            let gy: Vec<E> = grads.get_or_alloc_mut(&g_y)?.to_vec();
-            let gl: Vec<E> = grads.get_or_alloc_mut(&g_ld)?.to_vec();
+            let gy: Vec<E> = std::mem::take(grads.get_or_alloc_mut(&g_y)?);
+            let gl: Vec<E> = std::mem::take(grads.get_or_alloc_mut(&g_ld)?);
             {
                 let gh = grads.get_or_alloc_mut(&g_h)?;
                 for j in 0..n * k {
@@ -86,7 +91,8 @@ pub(crate) fn affine<E: Real, T: Tape<E, Cpu>>(
                 for j in i * k..(i + 1) * k {
                     let g_ls = match direction {
                         Direction::Forward => gy[j] * hv[j] * factor[j] + gl[i],
-                        Direction::Inverse => -gy[j] * y[j] - gl[i],
+                        // y = (h − t) e^{−ls}, recomputed rather than kept.
+                        Direction::Inverse => -gy[j] * (hv[j] - tv[j]) * factor[j] - gl[i],
                     };
                     ga[j] += g_ls * (E::one() - th[j] * th[j]);
                 }

@@ -5,14 +5,14 @@
 
 use dfdx::prelude::*;
 
-use crate::real::{Real, M};
+use crate::real::{host, Real, M};
 
 /// The columns `idx` (each < d) of `x` (n × d), as an (n × idx.len()) tensor.
 pub(crate) fn gather_columns<E: Real, T: Tape<E, Cpu>>(x: M<E, T>, idx: &[usize]) -> M<E, T> {
     let (x, mut tape) = x.split_tape();
     let (n, d) = *x.shape();
     let k = idx.len();
-    let xv = x.as_vec();
+    let xv = host(&x);
     let mut out = Vec::with_capacity(n * k);
     for row in xv.chunks_exact(d) {
         out.extend(idx.iter().map(|&j| row[j]));
@@ -22,7 +22,7 @@ pub(crate) fn gather_columns<E: Real, T: Tape<E, Cpu>>(x: M<E, T>, idx: &[usize]
         let (g_x, g_out) = (x.ghost(), out.ghost());
         let idx = idx.to_vec();
         tape.add_backward_op(move |grads| {
-            let go: Vec<E> = grads.get_or_alloc_mut(&g_out)?.to_vec();
+            let go: Vec<E> = std::mem::take(grads.get_or_alloc_mut(&g_out)?);
             let gx = grads.get_or_alloc_mut(&g_x)?;
             for (row, g) in gx.chunks_exact_mut(d).zip(go.chunks_exact(k)) {
                 idx.iter().zip(g).for_each(|(&j, &v)| row[j] += v);
@@ -50,7 +50,7 @@ pub(crate) fn scatter_columns<E: Real, T: Tape<E, Cpu>>(
     }
     let mut out = vec![E::zero(); n * d];
     for (piece, idx) in &values {
-        let pv = piece.as_vec();
+        let pv = host(&piece);
         for (row, p) in out.chunks_exact_mut(d).zip(pv.chunks_exact(idx.len().max(1))) {
             idx.iter().zip(p).for_each(|(&j, &v)| row[j] = v);
         }
@@ -64,7 +64,7 @@ pub(crate) fn scatter_columns<E: Real, T: Tape<E, Cpu>>(
         let g_out = out.ghost();
         let ghosts: Vec<_> = values.iter().map(|(p, idx)| (p.ghost(), idx.clone())).collect();
         tape.add_backward_op(move |grads| {
-            let go: Vec<E> = grads.get_or_alloc_mut(&g_out)?.to_vec();
+            let go: Vec<E> = std::mem::take(grads.get_or_alloc_mut(&g_out)?);
             for (g_p, idx) in &ghosts {
                 let gp = grads.get_or_alloc_mut(g_p)?;
                 for (p, row) in gp.chunks_exact_mut(idx.len().max(1)).zip(go.chunks_exact(d)) {

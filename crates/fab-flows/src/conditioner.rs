@@ -13,8 +13,8 @@
 use dfdx::prelude::*;
 
 use crate::linear::Linear;
-use crate::matmul::{add_column_sums, fill_rows, gemm, Mat};
-use crate::real::{Real, M, V};
+use crate::matmul::{add_bias, add_column_sums, gemm, product, Mat};
+use crate::real::{host, Real, M, V};
 
 /// Whether a taped pass also accumulates parameter gradients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +40,8 @@ impl<E: Real> Dense<E> {
     fn of(layer: &Linear<E>) -> Self {
         let (n_in, n_out) = *layer.w.shape();
         Self {
-            w: layer.w.as_vec(),
-            b: layer.b.as_vec(),
+            w: host(&layer.w),
+            b: host(&layer.b),
             n_in,
             n_out,
             g_w: layer.w.clone(),
@@ -49,17 +49,109 @@ impl<E: Real> Dense<E> {
         }
     }
 
-    /// x W + b for the (n × n_in) rows `x`.
-    fn forward(&self, x: &[E], n: usize) -> Vec<E> {
-        let mut out = vec![E::zero(); n * self.n_out];
-        fill_rows(&mut out, &self.b);
+    /// relu(x W + b) for the (n × n_in) rows `x`.
+    fn forward_relu(&self, x: &[E], n: usize) -> Vec<E> {
+        forward(&self.w, &self.b, self.n_in, x, n, true)
+    }
+
+    /// ∂W += inputᵀ g and ∂b += Σ_rows g.
+    fn accumulate(
+        &self,
+        grads: &mut Gradients<E, Cpu>,
+        input: &[E],
+        g: &[E],
+        n: usize,
+    ) -> Result<(), CpuError> {
+        let gw = grads.get_or_alloc_mut(&self.g_w)?;
         gemm(
-            Mat::new(x, n, self.n_in),
-            Mat::new(&self.w, self.n_in, self.n_out),
+            Mat::new(input, n, self.n_in).t(),
+            Mat::new(g, n, self.n_out),
             E::one(),
-            &mut out,
+            gw,
         );
+        add_column_sums(g, self.n_out, grads.get_or_alloc_mut(&self.g_b)?);
+        Ok(())
+    }
+}
+
+/// x W + b (then relu, if asked) for the (n × n_in) rows `x` and a row-major (n_in × n_out) W.
+fn forward<E: Real>(w: &[E], b: &[E], n_in: usize, x: &[E], n: usize, relu: bool) -> Vec<E> {
+    let mut out = product(Mat::new(x, n, n_in), Mat::new(w, n_in, b.len()));
+    add_bias(&mut out, b, relu);
+    out
+}
+
+/// The output heads side by side, [W₁ | W₂ | …] and [b₁ | b₂ | …], so they take one GEMM forward
+/// and one per backward product instead of one per head.
+struct Heads<E: Real> {
+    w: Vec<E>,
+    b: Vec<E>,
+    n_in: usize,
+    /// Each head with its first column in the combined output.
+    parts: Vec<(Dense<E>, usize)>,
+}
+
+impl<E: Real> Heads<E> {
+    fn of(heads: &[&Linear<E>]) -> Self {
+        let parts: Vec<Dense<E>> = heads.iter().map(|h| Dense::of(h)).collect();
+        let n_in = parts.first().map_or(0, |p| p.n_in);
+        let total: usize = parts.iter().map(|p| p.n_out).sum();
+        let mut w = Vec::with_capacity(n_in * total);
+        for r in 0..n_in {
+            for p in &parts {
+                w.extend_from_slice(&p.w[r * p.n_out..(r + 1) * p.n_out]);
+            }
+        }
+        let b = parts.iter().flat_map(|p| p.b.iter().copied()).collect();
+        let mut offset = 0;
+        let parts = parts
+            .into_iter()
+            .map(|p| {
+                let at = offset;
+                offset += p.n_out;
+                (p, at)
+            })
+            .collect();
+        Self { w, b, n_in, parts }
+    }
+
+    fn total(&self) -> usize {
+        self.b.len()
+    }
+
+    /// Columns [at, at + width) of the row-major (n × total) `all`.
+    fn columns(&self, all: &[E], at: usize, width: usize) -> Vec<E> {
+        let mut out = Vec::with_capacity(all.len() / self.total().max(1) * width);
+        for row in all.chunks_exact(self.total()) {
+            out.extend_from_slice(&row[at..at + width]);
+        }
         out
+    }
+
+    /// ∂W and ∂b of every head from the combined output gradient `g` (n × total).
+    fn accumulate(
+        &self,
+        grads: &mut Gradients<E, Cpu>,
+        input: &[E],
+        g: &[E],
+        n: usize,
+    ) -> Result<(), CpuError> {
+        let total = self.total();
+        let gw = product(Mat::new(input, n, self.n_in).t(), Mat::new(g, n, total));
+        let mut gb = vec![E::zero(); total];
+        add_column_sums(g, total, &mut gb);
+        for (p, at) in &self.parts {
+            let dst = grads.get_or_alloc_mut(&p.g_w)?;
+            for (r, row) in dst.chunks_exact_mut(p.n_out).enumerate() {
+                let src = &gw[r * total + at..r * total + at + p.n_out];
+                row.iter_mut().zip(src).for_each(|(a, &v)| *a += v);
+            }
+            let dst = grads.get_or_alloc_mut(&p.g_b)?;
+            dst.iter_mut()
+                .zip(&gb[*at..at + p.n_out])
+                .for_each(|(a, &v)| *a += v);
+        }
+        Ok(())
     }
 }
 
@@ -75,23 +167,27 @@ pub(crate) fn conditioner<E: Real, T: Tape<E, Cpu>>(
     param_grads: ParamGrads,
 ) -> Vec<M<E, T>> {
     let (x, mut tape) = x.split_tape();
-    let (n, k0) = *x.shape();
+    let n = x.shape().0;
     let dev = x.device().clone();
-    let xv = x.as_vec();
+    let xv = host(&x);
     let hidden: Vec<Dense<E>> = hidden.iter().map(Dense::of).collect();
-    let heads: Vec<Dense<E>> = heads.iter().map(|h| Dense::of(h)).collect();
+    let heads = Heads::of(heads);
     let mut acts: Vec<Vec<E>> = Vec::with_capacity(hidden.len());
     for layer in &hidden {
         let input = acts.last().unwrap_or(&xv);
-        let mut a = layer.forward(input, n);
-        a.iter_mut().for_each(|v| *v = v.max(E::zero()));
-        acts.push(a);
+        acts.push(layer.forward_relu(input, n));
     }
     let last = acts.last().unwrap_or(&xv);
-    let outs: Vec<M<E>> = heads
-        .iter()
-        .map(|h| dev.tensor_from_vec(h.forward(last, n), (n, h.n_out)))
-        .collect();
+    let all = forward(&heads.w, &heads.b, heads.n_in, last, n, false);
+    let outs: Vec<M<E>> = if heads.parts.len() == 1 {
+        vec![dev.tensor_from_vec(all, (n, heads.total()))]
+    } else {
+        heads
+            .parts
+            .iter()
+            .map(|(p, at)| dev.tensor_from_vec(heads.columns(&all, *at, p.n_out), (n, p.n_out)))
+            .collect()
+    };
     if T::OWNS_TAPE {
         let g_x = x.ghost();
         let g_outs: Vec<_> = outs.iter().map(|o| o.ghost()).collect();
@@ -101,21 +197,28 @@ pub(crate) fn conditioner<E: Real, T: Tape<E, Cpu>>(
             Vec::new()
         };
         tape.add_backward_op(move |grads| {
-            let k_last = hidden.last().map_or(k0, |l| l.n_out);
             let last = acts.last().unwrap_or(&keep_x);
-            // ∂a_L from every head.
-            let mut g_a = vec![E::zero(); n * k_last];
-            for (h, g_o) in heads.iter().zip(&g_outs) {
-                let g_h: Vec<E> = grads.get_or_alloc_mut(g_o)?.to_vec();
-                gemm(
-                    Mat::new(&g_h, n, h.n_out),
-                    Mat::new(&h.w, h.n_in, h.n_out).t(),
-                    E::one(),
-                    &mut g_a,
-                );
-                if param_grads == ParamGrads::Accumulate {
-                    accumulate_param_grads(grads, h, last, &g_h, n)?;
+            // The heads' output gradients side by side. Each is taken out of `grads`: nothing
+            // reads an output's gradient after its producer's backward pass.
+            let total = heads.total();
+            let g_all = if g_outs.len() == 1 {
+                std::mem::take(&mut **grads.get_or_alloc_mut(&g_outs[0])?)
+            } else {
+                let mut g_all = vec![E::zero(); n * total];
+                for ((p, at), g_o) in heads.parts.iter().zip(&g_outs) {
+                    let g_h = std::mem::take(&mut **grads.get_or_alloc_mut(g_o)?);
+                    for (row, src) in g_all.chunks_exact_mut(total).zip(g_h.chunks_exact(p.n_out)) {
+                        row[*at..at + p.n_out].copy_from_slice(src);
+                    }
                 }
+                g_all
+            };
+            let mut g_a = product(
+                Mat::new(&g_all, n, total),
+                Mat::new(&heads.w, heads.n_in, total).t(),
+            );
+            if param_grads == ParamGrads::Accumulate {
+                heads.accumulate(grads, last, &g_all, n)?;
             }
             for (l, layer) in hidden.iter().enumerate().rev() {
                 // ∂z = ∂a ⊙ relu'(z), read off the stored activation (a > 0 ⇔ z > 0).
@@ -124,16 +227,12 @@ pub(crate) fn conditioner<E: Real, T: Tape<E, Cpu>>(
                     .for_each(|(g, &a)| *g = if a > E::zero() { *g } else { E::zero() });
                 if param_grads == ParamGrads::Accumulate {
                     let input = if l == 0 { &keep_x } else { &acts[l - 1] };
-                    accumulate_param_grads(grads, layer, input, &g_a, n)?;
+                    layer.accumulate(grads, input, &g_a, n)?;
                 }
-                let mut g_in = vec![E::zero(); n * layer.n_in];
-                gemm(
+                g_a = product(
                     Mat::new(&g_a, n, layer.n_out),
                     Mat::new(&layer.w, layer.n_in, layer.n_out).t(),
-                    E::zero(),
-                    &mut g_in,
                 );
-                g_a = g_in;
             }
             let gx = grads.get_or_alloc_mut(&g_x)?;
             gx.iter_mut().zip(&g_a).for_each(|(a, &v)| *a += v);
@@ -144,24 +243,4 @@ pub(crate) fn conditioner<E: Real, T: Tape<E, Cpu>>(
     outs.into_iter()
         .map(|o| o.put_tape(tape.take().unwrap_or_default()))
         .collect()
-}
-
-/// ∂W += inputᵀ g and ∂b += Σ_rows g for one dense layer.
-fn accumulate_param_grads<E: Real>(
-    grads: &mut Gradients<E, Cpu>,
-    layer: &Dense<E>,
-    input: &[E],
-    g: &[E],
-    n: usize,
-) -> Result<(), CpuError> {
-    let gw = grads.get_or_alloc_mut(&layer.g_w)?;
-    gemm(
-        Mat::new(input, n, layer.n_in).t(),
-        Mat::new(g, n, layer.n_out),
-        E::one(),
-        gw,
-    );
-    let gb = grads.get_or_alloc_mut(&layer.g_b)?;
-    add_column_sums(g, layer.n_out, gb);
-    Ok(())
 }

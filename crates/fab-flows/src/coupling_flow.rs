@@ -31,7 +31,7 @@ use crate::affine_kernel::{affine, LOG_SCALE_BOUND};
 use crate::columns::{gather_columns, scatter_columns};
 use crate::conditioner::{conditioner, ParamGrads};
 use crate::linear::Linear;
-use crate::real::{Real, M, V};
+use crate::real::{host, Real, M, V};
 use crate::relative_angles::RelativeAngles;
 use crate::spline::{Direction, SplineConsts};
 use crate::split::{Split, Subset};
@@ -302,14 +302,14 @@ where
     /// Tensor → f64 batch.
     fn to_array(&self, t: M<E>) -> Result<Array2<f64>> {
         let shape = *t.shape();
-        Array2::from_shape_vec(shape, widen(t.as_vec()))
+        Array2::from_shape_vec(shape, widen(host(&t)))
             .map_err(|e| FabError::Backend(format!("flow output: {e}")))
     }
 
     /// Adds the constant that realises x ← wrap(x ± c) on circular coordinates (derivative 1).
     fn circular_shift<T: Tape<E, Cpu>>(&self, h: M<E, T>, c: f64) -> M<E, T> {
         let (n, d) = *h.shape();
-        let values = h.as_vec();
+        let values = host(&h);
         let offset: Vec<E> = values
             .iter()
             .enumerate()
@@ -447,14 +447,14 @@ where
     pub fn inverse(&self, x: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>)> {
         self.check("flow inverse", &x)?;
         let (z, log_det) = self.inverse_taped(self.to_tensor(x), ParamGrads::Skip);
-        Ok((self.to_array(z)?, Array1::from(widen(log_det.as_vec()))))
+        Ok((self.to_array(z)?, Array1::from(widen(host(&log_det)))))
     }
 
     /// Sampling direction: x = f(z) and log|det ∂f/∂z| for each row.
     pub fn forward(&self, z: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>)> {
         self.check("flow forward", &z)?;
         let (x, log_det) = self.forward_taped(self.to_tensor(z), ParamGrads::Skip);
-        Ok((self.to_array(x)?, Array1::from(widen(log_det.as_vec()))))
+        Ok((self.to_array(x)?, Array1::from(widen(host(&log_det)))))
     }
 
     /// Draws base samples: N(0, 1) on ordinary coordinates, U[−π, π) on circular ones.
@@ -572,8 +572,8 @@ where
         let mut grad = Vec::new();
         for (_, p) in self.named_params() {
             match p {
-                Param::M(t) => grad.extend(widen(grads.get(t).as_vec())),
-                Param::V(t) => grad.extend(widen(grads.get(t).as_vec())),
+                Param::M(t) => grad.extend(widen(host(&grads.get(t)))),
+                Param::V(t) => grad.extend(widen(host(&grads.get(t)))),
             }
         }
         grad
@@ -603,7 +603,7 @@ where
         let mut out = Array1::zeros(x.nrows());
         par_chunks(x, None, out.view_mut(), &|x, mut lq, _| {
             let q = self.log_q(self.to_tensor(x), ParamGrads::Skip);
-            lq.assign(&Array1::from(widen(q.as_vec())));
+            lq.assign(&Array1::from(widen(host(&q))));
         });
         Ok(out)
     }
@@ -618,9 +618,9 @@ where
         par_chunks(x, Some(grad), out.view_mut(), &|x, mut lq, grad| {
             let xt = self.to_tensor(x);
             let q = self.log_q(xt.leaky_trace(), ParamGrads::Skip);
-            lq.assign(&Array1::from(widen(q.as_vec())));
+            lq.assign(&Array1::from(widen(host(&q))));
             let grads = q.sum::<(), _>().backward();
-            let g = grads.get(&xt).as_vec();
+            let g = host(&grads.get(&xt));
             if let Some(mut grad) = grad {
                 grad.iter_mut().zip(g).for_each(|(dst, v)| *dst = v.wide());
             }
@@ -692,7 +692,7 @@ where
             return self.weighted_nll_grad_chunked(x, coeff);
         }
         let lq = self.log_q(self.to_tensor(x).leaky_trace(), ParamGrads::Accumulate);
-        let log_q = Array1::from(widen(lq.as_vec()));
+        let log_q = Array1::from(widen(host(&lq)));
         let coefficients = coeff(log_q.view());
         if coefficients.len() != n {
             return Err(FabError::shape("loss coefficients", n, coefficients.len()));
@@ -724,7 +724,7 @@ where
         // log q along the sampling path: log base(z) − log|det ∂f/∂z|, differentiable in θ.
         let log_q = log_det.negate() + base;
         let x_values = self.to_array(x.retaped::<NoneTape>())?;
-        let log_q_values = Array1::from(widen(log_q.as_vec()));
+        let log_q_values = Array1::from(widen(host(&log_q)));
         let k = coeff(x_values.view(), log_q_values.view())?;
         if k.c.len() != n || k.g.dim() != (n, d) {
             return Err(FabError::shape(
@@ -750,8 +750,8 @@ where
         let mut out = Vec::new();
         for (_, p) in self.named_params() {
             match p {
-                Param::M(t) => out.extend(widen(t.as_vec())),
-                Param::V(t) => out.extend(widen(t.as_vec())),
+                Param::M(t) => out.extend(widen(host(t))),
+                Param::V(t) => out.extend(widen(host(t))),
             }
         }
         out

@@ -86,6 +86,49 @@ pub(crate) fn gemm<E: Real>(a: Mat<'_, E>, b: Mat<'_, E>, beta: E, c: &mut [E]) 
     }
 }
 
+/// A·B as a new row-major Vec. With β = 0 the product writes every element of C without reading
+/// it (matrixmultiply's documented contract), so C is not zero-filled first.
+pub(crate) fn product<E: Real>(a: Mat<'_, E>, b: Mat<'_, E>) -> Vec<E> {
+    let (m, k) = a.shape();
+    let (k2, n) = b.shape();
+    assert_eq!(k, k2, "inner dimensions of a product");
+    if m == 0 || n == 0 || k == 0 {
+        return vec![E::zero(); m * n];
+    }
+    let mut c = Vec::with_capacity(m * n);
+    // SAFETY: the inputs are checked by `Mat::new` and the inner-dimension assert; C points to
+    // m·n elements of fresh capacity that gemm writes in full (β = 0), after which the length
+    // is set to m·n.
+    unsafe {
+        E::gemm(
+            m,
+            k,
+            n,
+            E::one(),
+            a.strides(),
+            b.strides(),
+            E::zero(),
+            (c.as_mut_ptr(), n as isize, 1),
+        );
+        c.set_len(m * n);
+    }
+    c
+}
+
+/// Adds `bias` to every row of the row-major `out` (rows × bias.len()); with `relu`, then
+/// clamps at zero (a dense layer's bias and activation in one pass).
+pub(crate) fn add_bias<E: Real>(out: &mut [E], bias: &[E], relu: bool) {
+    for row in out.chunks_exact_mut(bias.len()) {
+        if relu {
+            row.iter_mut()
+                .zip(bias)
+                .for_each(|(v, &b)| *v = (*v + b).max(E::zero()));
+        } else {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+        }
+    }
+}
+
 /// Adds the column sums of the row-major (rows × cols) `g` to `acc` (a bias gradient).
 pub(crate) fn add_column_sums<E: Real>(g: &[E], cols: usize, acc: &mut [E]) {
     for row in g.chunks_exact(cols) {
@@ -93,12 +136,6 @@ pub(crate) fn add_column_sums<E: Real>(g: &[E], cols: usize, acc: &mut [E]) {
     }
 }
 
-/// Fills each row of the row-major `out` (rows × bias.len()) with `bias`.
-pub(crate) fn fill_rows<E: Real>(out: &mut [E], bias: &[E]) {
-    for row in out.chunks_exact_mut(bias.len()) {
-        row.copy_from_slice(bias);
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -141,6 +178,8 @@ mod tests {
         gemm(Mat::new(&at, k, m).t(), Mat::new(&bt, n, k).t(), 1.0, &mut c);
         let twice: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
         assert!(close(&c, &twice));
+        let fresh = product(Mat::new(&at, k, m).t(), Mat::new(&b, k, n));
+        assert!(close(&fresh, &want));
         let mut sums = vec![1.0; n];
         add_column_sums(&want, n, &mut sums);
         for j in 0..n {

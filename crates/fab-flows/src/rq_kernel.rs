@@ -11,7 +11,7 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use dfdx::prelude::*;
 
-use crate::real::{Real, M, V};
+use crate::real::{host, Real, M, V};
 use crate::spline::Direction;
 
 /// Number of inputs of one row's formula.
@@ -188,7 +188,7 @@ pub fn rq_spline<E: Real, T: Tape<E, Cpu>>(
     let mut tape = t0.merge(t1).merge(t2).merge(t3);
     let r = u.shape().0;
     let k1 = kx.shape().1; // K + 1
-    let (uv, kxv, kyv, dv) = (u.as_vec(), kx.as_vec(), ky.as_vec(), d.as_vec());
+    let (uv, kxv, kyv, dv) = (host(&u), host(&kx), host(&ky), host(&d));
     let mut out = vec![E::zero(); r];
     let mut ld = vec![E::zero(); r];
     let mut rows = Vec::with_capacity(if T::OWNS_TAPE { r } else { 0 });
@@ -237,8 +237,8 @@ pub fn rq_spline<E: Real, T: Tape<E, Cpu>>(
     let (g_out, g_ld) = (out.ghost(), ld.ghost());
     let (g_u, g_kx, g_ky, g_d) = (u.ghost(), kx.ghost(), ky.ghost(), d.ghost());
     tape.add_backward_op(move |grads| {
-        let go: Vec<E> = grads.get_or_alloc_mut(&g_out)?.to_vec();
-        let gl: Vec<E> = grads.get_or_alloc_mut(&g_ld)?.to_vec();
+        let go: Vec<E> = std::mem::take(grads.get_or_alloc_mut(&g_out)?);
+        let gl: Vec<E> = std::mem::take(grads.get_or_alloc_mut(&g_ld)?);
         // Upstream-weighted partials of every row.
         let w = |i: usize, j: usize| go[i] * rows[i].d_out[j] + gl[i] * rows[i].d_ld[j];
         {

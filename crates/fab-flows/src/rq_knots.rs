@@ -6,7 +6,7 @@
 
 use dfdx::prelude::*;
 
-use crate::real::{Real, M};
+use crate::real::{host, Real, M};
 use crate::spline::SplineConfig;
 
 /// Softmax of `u` into `out`.
@@ -53,7 +53,7 @@ pub fn knots<E: Real, T: Tape<E, Cpu>>(
     let shrink = E::of(1.0 - k as f64 * config.min_bin);
     let shift = E::of(((1.0 - config.min_slope).exp() - 1.0).ln());
     let (lo, min_slope) = (E::of(-bound), E::of(config.min_slope));
-    let pv = params.as_vec();
+    let pv = host(&params);
     let zeros = || vec![E::zero(); r * k1];
     let (mut kx, mut ky, mut d) = (zeros(), zeros(), zeros());
     // Kept for the backward pass: the softmax outputs and the softplus slopes.
@@ -95,9 +95,9 @@ pub fn knots<E: Real, T: Tape<E, Cpu>>(
     let d = dev.tensor_from_vec(d, (r, k1));
     let (g_kx, g_ky, g_d, g_p) = (kx.ghost(), ky.ghost(), d.ghost(), params.ghost());
     tape.add_backward_op(move |grads| {
-        let gkx: Vec<E> = grads.get_or_alloc_mut(&g_kx)?.to_vec();
-        let gky: Vec<E> = grads.get_or_alloc_mut(&g_ky)?.to_vec();
-        let gd: Vec<E> = grads.get_or_alloc_mut(&g_d)?.to_vec();
+        let gkx: Vec<E> = std::mem::take(grads.get_or_alloc_mut(&g_kx)?);
+        let gky: Vec<E> = std::mem::take(grads.get_or_alloc_mut(&g_ky)?);
+        let gd: Vec<E> = std::mem::take(grads.get_or_alloc_mut(&g_d)?);
         let gp = grads.get_or_alloc_mut(&g_p)?;
         let n_free = p - 2 * k;
         let mut g_a = vec![E::zero(); k];
