@@ -1,8 +1,11 @@
-//! Criterion benchmarks on the 32-D Many Well: one FAB iteration (HMC AIS with 4 intermediate
-//! distributions × 5 leapfrog steps, buffer, 8 updates) at batch 2048 with the quick profile's flow
-//! (8 layers × 128 hidden units), and the flow passes that dominate it.
+//! Criterion benchmarks on the 32-D Many Well at fab-jax's many_well settings
+//! (configs/bench/many-well-fab-jax.ron): RealNVP 16 couplings × MLP [128, 128] in f32, batch
+//! 1,024, HMC AIS with 8 intermediate distributions × 5 leapfrog steps, 4 buffer updates per AIS
+//! batch. One FAB iteration, and the two flow passes that make it up (log q with its input
+//! gradient, as HMC calls it 41 times per iteration; forward + backward of the training loss),
+//! on the fused engine and on the reference engine (dfdx's own operations).
 //!
-//! Run: `cargo bench -p fab-benches --bench many_well_iteration`.
+//! Run: `RAYON_NUM_THREADS=1 cargo bench -p fab-benches --bench many_well_iteration`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -11,47 +14,62 @@ use fab_ais::{Ais, AisConfig, KernelConfig};
 use fab_core::optim::AdamConfig;
 use fab_core::train::{BufferConfig, Iterations, LossKind, TrainConfig, Trainer};
 use fab_core::{rng::seeded, Flow, LogDensity};
-use fab_flows::{CouplingFlow, RealNvpConfig};
+use fab_flows::{CouplingFlow, Engine, RealNvpConfig};
 use fab_targets::ManyWell;
 
-const FLOW: RealNvpConfig = RealNvpConfig {
-    n_layers: 8,
-    hidden_units_per_dim: 4,
-    hidden_layers: 2,
-    init_seed: 0,
-    precision: fab_flows::Precision::F64,
-};
+const BATCH: usize = 1024;
+
+fn flow(engine: Engine) -> CouplingFlow<f32> {
+    let config = RealNvpConfig {
+        n_layers: 16,
+        hidden_units_per_dim: 4,
+        hidden_layers: 2,
+        init_seed: 0,
+        precision: fab_flows::Precision::F32,
+    };
+    let mut flow = CouplingFlow::<f32>::real_nvp(32, &config)
+        .unwrap()
+        .with_engine(engine);
+    // Off the identity, so the layers do real work.
+    let p: Vec<f64> = flow
+        .params()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v + 0.01 * ((i % 7) as f64 - 3.0))
+        .collect();
+    flow.set_params(&p).unwrap();
+    flow
+}
 
 fn fab_iteration(c: &mut Criterion) {
     let target = ManyWell::new(32).unwrap();
-    let mut flow = CouplingFlow::<f64>::real_nvp(32, &FLOW).unwrap();
+    let mut flow = flow(Engine::Fused);
     let mut ais = Ais::new(AisConfig {
-        n_intermediate: 4,
+        n_intermediate: 8,
         kernel: KernelConfig::Hmc {
             n_leapfrog: 5,
             max_grad: 1e3,
         },
-        init_step_size: 1.0,
+        init_step_size: 0.01,
         adaptation: StepSizeAdaptation {
             enabled: true,
             target_accept: 0.65,
-            factor: 1.05,
+            factor: 1.02,
         },
         ..Default::default()
     })
     .unwrap();
-    let batch = 2048;
     let config = TrainConfig {
-        batch_size: batch,
+        batch_size: BATCH,
         loss: LossKind::FabBuffer,
         buffer: BufferConfig {
-            min_length: 8 * batch,
-            max_length: 40 * batch,
-            n_updates: 8,
+            min_length: 4 * BATCH,
+            max_length: 400 * BATCH,
+            n_updates: 4,
             w_adjust_clip: Some(10.0),
         },
         optimizer: AdamConfig {
-            lr: 3e-4,
+            lr: 2e-4,
             ..Default::default()
         },
         iterations: Iterations::Fixed(1),
@@ -59,29 +77,31 @@ fn fab_iteration(c: &mut Criterion) {
     };
     let mut trainer = Trainer::new(config, &flow).unwrap();
     trainer.fill_buffer(&flow, &mut ais, &target).unwrap();
-    c.bench_function("fab_iteration_many_well32_batch2048", |b| {
+    c.bench_function("fab_iteration_many_well32_fab_jax_f32_batch1024", |b| {
         b.iter(|| trainer.iteration(&mut flow, &mut ais, &target).unwrap())
     });
 }
 
 fn flow_passes(c: &mut Criterion) {
-    let flow = CouplingFlow::<f64>::real_nvp(32, &FLOW).unwrap();
-    let (x, _) = flow.sample(2048, &mut seeded(0)).unwrap();
-    let mut grad = ndarray::Array2::zeros((2048, 32));
-    c.bench_function("realnvp8x128_log_prob_and_input_grad_batch2048", |b| {
-        b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap())
-    });
-    let coeff = ndarray::Array1::from_elem(2048, 1.0 / 2048.0);
-    c.bench_function("realnvp8x128_forward_backward_params_batch2048", |b| {
-        b.iter(|| {
-            flow.weighted_nll_grad(x.view(), &mut |_| coeff.clone())
-                .unwrap()
-        })
-    });
-    let target = ManyWell::new(32).unwrap();
-    c.bench_function("many_well32_log_prob_and_grad_batch2048", |b| {
-        b.iter(|| target.log_prob_and_grad(x.view(), grad.view_mut()).unwrap())
-    });
+    for (engine, tag) in [(Engine::Fused, "fused"), (Engine::Reference, "reference")] {
+        let flow = flow(engine);
+        let (x, _) = flow.sample(BATCH, &mut seeded(0)).unwrap();
+        let mut grad = ndarray::Array2::zeros((BATCH, 32));
+        c.bench_function(
+            &format!("realnvp16x128_f32_{tag}_log_prob_and_input_grad_batch1024"),
+            |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
+        );
+        let coeff = ndarray::Array1::from_elem(BATCH, 1.0 / BATCH as f64);
+        c.bench_function(
+            &format!("realnvp16x128_f32_{tag}_forward_backward_params_batch1024"),
+            |b| {
+                b.iter(|| {
+                    flow.weighted_nll_grad(x.view(), &mut |_| coeff.clone())
+                        .unwrap()
+                })
+            },
+        );
+    }
 }
 
 criterion_group! {

@@ -1,7 +1,8 @@
 //! Criterion benchmark of the paper's alanine-dipeptide flow shape: 60 dimensions, 12 rational-
 //! quadratic spline coupling layers with 256 hidden units and 8 bins, circular splines on 12 of
 //! the coordinates, batch 1024, in f64 and in f32: forward + backward of the weighted NLL (one
-//! training step's gradient), and log q with its input gradient (one HMC evaluation).
+//! training step's gradient), and log q with its input gradient (one HMC evaluation), on the
+//! fused engine (and, in f32, on the reference engine built from dfdx's own operations).
 //!
 //! Run: `cargo bench -p fab-benches --bench spline_flow` (`RAYON_NUM_THREADS=1` for one thread).
 
@@ -10,9 +11,9 @@ use dfdx::prelude::{Cpu, Device};
 
 use fab_core::{rng::seeded, Flow, LogDensity};
 use fab_flows::spline::SplineConfig;
-use fab_flows::{CircularShift, CouplingFlow, Real, SplineFlowConfig};
+use fab_flows::{CircularShift, CouplingFlow, Engine, Real, SplineFlowConfig};
 
-fn alanine_flow<E: Real>(n_layers: usize, hidden_units: usize) -> CouplingFlow<E>
+fn alanine_flow<E: Real>(n_layers: usize, hidden_units: usize, engine: Engine) -> CouplingFlow<E>
 where
     Cpu: Device<E>,
 {
@@ -30,7 +31,9 @@ where
         circular_shift: CircularShift::Random,
         ..Default::default()
     };
-    let mut flow = CouplingFlow::<E>::spline(60, &config).unwrap();
+    let mut flow = CouplingFlow::<E>::spline(60, &config)
+        .unwrap()
+        .with_engine(engine);
     // Move off the identity so the splines do real work.
     let p: Vec<f64> = flow
         .params()
@@ -42,12 +45,12 @@ where
     flow
 }
 
-/// Both benchmarks of the paper shape in float type `E`, named with `tag`.
-fn paper_shape<E: Real>(c: &mut Criterion, tag: &str)
+/// Both benchmarks of the paper shape in float type `E` on `engine`, named with `tag`.
+fn paper_shape<E: Real>(c: &mut Criterion, tag: &str, engine: Engine)
 where
     Cpu: Device<E>,
 {
-    let flow = alanine_flow::<E>(12, 256);
+    let flow = alanine_flow::<E>(12, 256, engine);
     let (x, _) = flow.sample(1024, &mut seeded(0)).unwrap();
     let coeff = ndarray::Array1::from_elem(1024, 1.0 / 1024.0);
     c.bench_function(
@@ -67,24 +70,27 @@ where
 }
 
 fn spline_flow(c: &mut Criterion) {
-    paper_shape::<f64>(c, "f64");
-    paper_shape::<f32>(c, "f32");
+    paper_shape::<f64>(c, "f64", Engine::Fused);
+    paper_shape::<f32>(c, "f32", Engine::Fused);
+    paper_shape::<f32>(c, "f32_reference", Engine::Reference);
 }
 
 /// The flow of configs/alanine-quick.ron (8 layers × 64 hidden units) at its batch size 256.
 fn quick_spline_flow(c: &mut Criterion) {
-    let flow = alanine_flow::<f64>(8, 64);
+    let flow = alanine_flow::<f64>(8, 64, Engine::Fused);
     let (x, _) = flow.sample(256, &mut seeded(0)).unwrap();
     let mut grad = ndarray::Array2::zeros((256, 60));
     c.bench_function(
         "alanine_quick_spline_flow_f64_log_prob_and_input_grad_batch256",
         |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
     );
-    let flow = alanine_flow::<f32>(8, 64);
-    c.bench_function(
-        "alanine_quick_spline_flow_f32_log_prob_and_input_grad_batch256",
-        |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
-    );
+    for (engine, tag) in [(Engine::Fused, "f32"), (Engine::Reference, "f32_reference")] {
+        let flow = alanine_flow::<f32>(8, 64, engine);
+        c.bench_function(
+            &format!("alanine_quick_spline_flow_{tag}_log_prob_and_input_grad_batch256"),
+            |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
+        );
+    }
 }
 
 criterion_group! {

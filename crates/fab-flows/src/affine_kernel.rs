@@ -37,31 +37,29 @@ pub(crate) fn affine<E: Real, T: Tape<E, Cpu>>(
         Direction::Inverse => -E::one(),
     };
     // Per element, kept for the backward pass: tanh(a/c) (for ∂ls/∂a) and the factor e^{±ls}
-    // applied to h.
-    let mut th = Vec::with_capacity(n * k);
-    let mut factor = Vec::with_capacity(n * k);
-    let mut y = Vec::with_capacity(n * k);
-    let mut ld = Vec::with_capacity(n);
-    for ((h_row, t_row), a_row) in hv
-        .chunks_exact(k)
-        .zip(tv.chunks_exact(k))
-        .zip(av.chunks_exact(k))
-    {
-        let mut sum = E::zero();
-        for ((&h, &t), &a) in h_row.iter().zip(t_row).zip(a_row) {
-            let tanh = (a * inv_c).tanh();
-            let ls = c * tanh;
-            sum += ls;
-            let f = (sign * ls).exp();
-            th.push(tanh);
-            factor.push(f);
-            y.push(match direction {
-                Direction::Forward => h * f + t,
-                Direction::Inverse => (h - t) * f,
-            });
-        }
-        ld.push(sign * sum);
-    }
+    // applied to h; both on SIMD lanes over the whole block (simd_math.rs).
+    let mut th: Vec<E> = av.iter().map(|&a| a * inv_c).collect();
+    E::tanh_slice(&mut th);
+    let mut factor: Vec<E> = th.iter().map(|&t| sign * c * t).collect();
+    E::exp_slice(&mut factor);
+    let y: Vec<E> = match direction {
+        Direction::Forward => hv
+            .iter()
+            .zip(&factor)
+            .zip(&tv)
+            .map(|((&h, &f), &t)| h * f + t)
+            .collect(),
+        Direction::Inverse => hv
+            .iter()
+            .zip(&tv)
+            .zip(&factor)
+            .map(|((&h, &t), &f)| (h - t) * f)
+            .collect(),
+    };
+    let ld: Vec<E> = th
+        .chunks_exact(k.max(1))
+        .map(|row| sign * c * row.iter().fold(E::zero(), |acc, &t| acc + t))
+        .collect();
     let dev = h.device().clone();
     let y_t = dev.tensor_from_vec(y, (n, k));
     let ld_t = dev.tensor_from_vec(ld, (n,));

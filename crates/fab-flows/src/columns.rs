@@ -51,7 +51,10 @@ pub(crate) fn scatter_columns<E: Real, T: Tape<E, Cpu>>(
     let mut out = vec![E::zero(); n * d];
     for (piece, idx) in &values {
         let pv = host(&piece);
-        for (row, p) in out.chunks_exact_mut(d).zip(pv.chunks_exact(idx.len().max(1))) {
+        for (row, p) in out
+            .chunks_exact_mut(d)
+            .zip(pv.chunks_exact(idx.len().max(1)))
+        {
             idx.iter().zip(p).for_each(|(&j, &v)| row[j] = v);
         }
     }
@@ -62,12 +65,18 @@ pub(crate) fn scatter_columns<E: Real, T: Tape<E, Cpu>>(
     };
     if T::OWNS_TAPE {
         let g_out = out.ghost();
-        let ghosts: Vec<_> = values.iter().map(|(p, idx)| (p.ghost(), idx.clone())).collect();
+        let ghosts: Vec<_> = values
+            .iter()
+            .map(|(p, idx)| (p.ghost(), idx.clone()))
+            .collect();
         tape.add_backward_op(move |grads| {
             let go: Vec<E> = std::mem::take(grads.get_or_alloc_mut(&g_out)?);
             for (g_p, idx) in &ghosts {
                 let gp = grads.get_or_alloc_mut(g_p)?;
-                for (p, row) in gp.chunks_exact_mut(idx.len().max(1)).zip(go.chunks_exact(d)) {
+                for (p, row) in gp
+                    .chunks_exact_mut(idx.len().max(1))
+                    .zip(go.chunks_exact(d))
+                {
                     p.iter_mut().zip(idx).for_each(|(v, &j)| *v += row[j]);
                 }
             }

@@ -718,8 +718,10 @@ where
         let d = self.dim;
         let z = self.sample_base(n, rng);
         let log_base = self.log_base(z.view());
-        let (x, log_det) =
-            self.forward_taped(self.to_tensor(z.view()).leaky_trace(), ParamGrads::Accumulate);
+        let (x, log_det) = self.forward_taped(
+            self.to_tensor(z.view()).leaky_trace(),
+            ParamGrads::Accumulate,
+        );
         let base: V<E> = self.dev.tensor_from_vec(narrow(log_base.view()), (n,));
         // log q along the sampling path: log base(z) − log|det ∂f/∂z|, differentiable in θ.
         let log_q = log_det.negate() + base;

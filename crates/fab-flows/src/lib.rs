@@ -23,6 +23,7 @@ pub mod realnvp;
 pub mod relative_angles;
 pub mod rq_kernel;
 pub mod rq_knots;
+pub mod simd_math;
 pub mod spline;
 pub mod spline_flow;
 pub mod split;

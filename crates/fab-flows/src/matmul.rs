@@ -136,7 +136,6 @@ pub(crate) fn add_column_sums<E: Real>(g: &[E], cols: usize, acc: &mut [E]) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +174,12 @@ mod tests {
         // Aᵀ stored as (k × m), read transposed; Bᵀ likewise; then accumulate onto C.
         let at = transpose(&a, m, k);
         let bt = transpose(&b, k, n);
-        gemm(Mat::new(&at, k, m).t(), Mat::new(&bt, n, k).t(), 1.0, &mut c);
+        gemm(
+            Mat::new(&at, k, m).t(),
+            Mat::new(&bt, n, k).t(),
+            1.0,
+            &mut c,
+        );
         let twice: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
         assert!(close(&c, &twice));
         let fresh = product(Mat::new(&at, k, m).t(), Mat::new(&b, k, n));

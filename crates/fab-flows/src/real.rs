@@ -5,9 +5,13 @@
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::simd_math::SimdMath;
+
 /// A float type a flow can compute in: dfdx's `Dtype` plus `num_traits::Float`, with lossy
 /// conversions from and to the f64 of the public API.
-pub trait Real: Dtype + num_traits::Float + Send + Sync + std::fmt::Debug + 'static {
+pub trait Real:
+    Dtype + num_traits::Float + SimdMath + Send + Sync + std::fmt::Debug + 'static
+{
     /// `v` rounded to this type.
     fn of(v: f64) -> Self;
     /// This value as f64 (exact).
@@ -49,7 +53,9 @@ impl Real for f64 {
         beta: Self,
         c: (*mut Self, isize, isize),
     ) {
-        matrixmultiply::dgemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2)
+        matrixmultiply::dgemm(
+            m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
+        )
     }
 }
 
@@ -70,7 +76,9 @@ impl Real for f32 {
         beta: Self,
         c: (*mut Self, isize, isize),
     ) {
-        matrixmultiply::sgemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2)
+        matrixmultiply::sgemm(
+            m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
+        )
     }
 }
 

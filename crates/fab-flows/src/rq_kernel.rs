@@ -43,6 +43,47 @@ impl<E: Real> Dual<E> {
             d: self.d.map(|t| t * slope),
         }
     }
+}
+
+/// The arithmetic the RQ formula needs, on plain numbers (values only: sampling and log q
+/// without a gradient) or on dual numbers (values with their seven partial derivatives).
+trait Num:
+    Copy
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
+    fn ln(self) -> Self;
+    fn sqrt(self) -> Self;
+    /// max(self, 0).
+    fn relu(self) -> Self;
+    /// self · c for a plain number c.
+    fn scale(self, c: f64) -> Self;
+    /// self + c for a plain number c.
+    fn shift(self, c: f64) -> Self;
+}
+
+impl<E: Real> Num for E {
+    fn ln(self) -> Self {
+        num_traits::Float::ln(self)
+    }
+    fn sqrt(self) -> Self {
+        num_traits::Float::sqrt(self)
+    }
+    fn relu(self) -> Self {
+        num_traits::Float::max(self, E::zero())
+    }
+    fn scale(self, c: f64) -> Self {
+        self * E::of(c)
+    }
+    fn shift(self, c: f64) -> Self {
+        self + E::of(c)
+    }
+}
+
+impl<E: Real> Num for Dual<E> {
     fn ln(self) -> Self {
         self.chain(self.v.ln(), self.v.recip())
     }
@@ -50,7 +91,6 @@ impl<E: Real> Dual<E> {
         let s = self.v.sqrt();
         self.chain(s, E::of(0.5) / s)
     }
-    /// max(self, 0).
     fn relu(self) -> Self {
         if self.v > E::zero() {
             self
@@ -58,7 +98,6 @@ impl<E: Real> Dual<E> {
             Self::constant(E::zero())
         }
     }
-    /// self · c for a plain number c.
     fn scale(self, c: f64) -> Self {
         let c = E::of(c);
         Self {
@@ -66,7 +105,6 @@ impl<E: Real> Dual<E> {
             d: self.d.map(|t| t * c),
         }
     }
-    /// self + c for a plain number c.
     fn shift(self, c: f64) -> Self {
         Self {
             v: self.v + E::of(c),
@@ -105,8 +143,9 @@ impl<E: Real> Mul for Dual<E> {
 impl<E: Real> Div for Dual<E> {
     type Output = Self;
     fn div(self, o: Self) -> Self {
+        // The value as a plain division, so plain and dual evaluation agree bit for bit.
+        let q = self.v / o.v;
         let inv = o.v.recip();
-        let q = self.v * inv;
         Self {
             v: q,
             d: std::array::from_fn(|i| (self.d[i] - q * o.d[i]) * inv),
@@ -120,18 +159,20 @@ impl<E: Real> Neg for Dual<E> {
     }
 }
 
-/// log y'(ξ) = 2 ln s + ln(d₁ξ² + 2sξ(1−ξ) + d₀(1−ξ)²) − 2 ln(s + (d₁ + d₀ − 2s)ξ(1−ξ)).
-fn log_slope<E: Real>(s: Dual<E>, d0: Dual<E>, d1: Dual<E>, xi: Dual<E>) -> Dual<E> {
+/// log y'(ξ) = 2 ln s + ln(d₁ξ² + 2sξ(1−ξ) + d₀(1−ξ)²) − 2 ln(s + (d₁ + d₀ − 2s)ξ(1−ξ)),
+/// taken as one logarithm of s²·numerator/denominator² (all three factors are positive).
+fn log_slope<X: Num>(s: X, d0: X, d1: X, xi: X) -> X {
     let om = (-xi).shift(1.0);
     let t = xi * om;
     let numerator = d1 * xi * xi + (s * t).scale(2.0) + d0 * om * om;
     let denominator = s + (d1 + d0 - s.scale(2.0)) * t;
-    s.ln().scale(2.0) + numerator.ln() - denominator.ln().scale(2.0)
+    let ratio = s / denominator;
+    (ratio * ratio * numerator).ln()
 }
 
 /// One row inside its bin: inputs [u, x_k, x_{k+1}, y_k, y_{k+1}, d_k, d_{k+1}] where u is x
 /// (forward) or y (inverse); returns (output, log|derivative| in that direction).
-fn rq<E: Real>(inp: [Dual<E>; N], direction: Direction) -> (Dual<E>, Dual<E>) {
+fn rq<X: Num>(inp: [X; N], direction: Direction) -> (X, X) {
     let [u, xk, xk1, yk, yk1, dk, dk1] = inp;
     let (wk, hk) = (xk1 - xk, yk1 - yk);
     let s = hk / wk;
@@ -226,9 +267,9 @@ pub fn rq_spline<E: Real, T: Tape<E, Cpu>>(
                 d_ld: l.d,
             });
         } else {
-            let (o, l) = rq(vals.map(Dual::constant), direction);
-            out[i] = o.v;
-            ld[i] = l.v;
+            let (o, l) = rq(vals, direction);
+            out[i] = o;
+            ld[i] = l;
         }
     }
     let dev = u.device().clone();

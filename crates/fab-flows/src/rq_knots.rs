@@ -9,30 +9,6 @@ use dfdx::prelude::*;
 use crate::real::{host, Real, M};
 use crate::spline::SplineConfig;
 
-/// Softmax of `u` into `out`.
-fn softmax<E: Real>(u: &[E], out: &mut [E]) {
-    let max = u.iter().copied().fold(E::neg_infinity(), E::max);
-    let mut sum = E::zero();
-    for (o, &v) in out.iter_mut().zip(u) {
-        *o = (v - max).exp();
-        sum += *o;
-    }
-    out.iter_mut().for_each(|o| *o = *o / sum);
-}
-
-/// softplus(v) = ln(1 + eᵛ) without overflow, and its derivative σ(v).
-fn softplus<E: Real>(v: E) -> (E, E) {
-    let one = E::one();
-    let e = (-v.abs()).exp();
-    let value = v.max(E::zero()) + e.ln_1p();
-    let sigmoid = if v >= E::zero() {
-        one / (one + e)
-    } else {
-        e / (one + e)
-    };
-    (value, sigmoid)
-}
-
 /// (knots_x, knots_y, knot derivatives), each (R, K+1), from `params` (R, P) with P = 3K − 1
 /// (linear tails) or 3K (circular), on the interval [−bound, bound].
 ///
@@ -56,25 +32,51 @@ pub fn knots<E: Real, T: Tape<E, Cpu>>(
     let pv = host(&params);
     let zeros = || vec![E::zero(); r * k1];
     let (mut kx, mut ky, mut d) = (zeros(), zeros(), zeros());
-    // Kept for the backward pass: the softmax outputs and the softplus slopes.
-    let mut probs = vec![E::zero(); r * 2 * k];
-    let mut slopes = vec![E::zero(); r * (p - 2 * k)];
+    let n_free = p - 2 * k;
+    // The transcendental functions run over whole buffers on SIMD lanes (simd_math.rs):
+    // first the shifted softmax logits u − max(u) and the softplus arguments v = u + shift with
+    // e^{−|v|}, then per row the normalisation, cumulative knots and slopes.
+    // Kept for the backward pass: the softmax outputs and the softplus slopes σ(v).
+    let mut probs = Vec::with_capacity(r * 2 * k);
+    let mut vs = Vec::with_capacity(r * n_free);
+    for row in pv.chunks_exact(p) {
+        for part in row[..2 * k].chunks_exact(k) {
+            let max = part.iter().copied().fold(E::neg_infinity(), E::max);
+            probs.extend(part.iter().map(|&u| u - max));
+        }
+        vs.extend(row[2 * k..].iter().map(|&u| u + shift));
+    }
+    E::exp_slice(&mut probs);
+    let mut e: Vec<E> = vs.iter().map(|v| -v.abs()).collect();
+    E::exp_slice(&mut e);
+    // ln(1 + e) as ln(u)·e/(u − 1) with u = 1 + e, exact where u rounds to 1.
+    let mut ln_u: Vec<E> = e.iter().map(|&x| E::one() + x).collect();
+    E::ln_slice(&mut ln_u);
+    let mut slopes = Vec::with_capacity(r * n_free);
     for i in 0..r {
-        let row = &pv[i * p..(i + 1) * p];
         for (part, knots) in [(0, &mut kx), (1, &mut ky)] {
             let a = &mut probs[(i * 2 + part) * k..(i * 2 + part + 1) * k];
-            softmax(&row[part * k..(part + 1) * k], a);
+            let sum = a.iter().fold(E::zero(), |acc, &v| acc + v);
+            a.iter_mut().for_each(|v| *v = *v / sum);
             let out = &mut knots[i * k1..(i + 1) * k1];
             out[0] = lo;
             for j in 0..k {
                 out[j + 1] = out[j] + (a[j] * shrink + m) * span;
             }
         }
-        let free = &row[2 * k..];
         let out = &mut d[i * k1..(i + 1) * k1];
-        for (j, &u) in free.iter().enumerate() {
-            let (value, sigmoid) = softplus(u + shift);
-            slopes[i * free.len() + j] = sigmoid;
+        for j in 0..n_free {
+            let at = i * n_free + j;
+            let (v, e, ln_u) = (vs[at], e[at], ln_u[at]);
+            let u = E::one() + e;
+            let log1p = if u == E::one() {
+                e
+            } else {
+                ln_u * e / (u - E::one())
+            };
+            // softplus(v) = max(v, 0) + ln(1 + e^{−|v|}), its derivative σ(v).
+            let value = v.max(E::zero()) + log1p;
+            slopes.push(if v >= E::zero() { E::one() / u } else { e / u });
             let slope = value + min_slope;
             if circular {
                 out[j] = slope;

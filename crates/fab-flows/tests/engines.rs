@@ -42,7 +42,10 @@ fn engines_agree(fused: &CouplingFlow, x: &Array2<f64>, what: &str) {
 
     let lq_f = fused.log_prob(x.view()).unwrap();
     let lq_r = reference.log_prob(x.view()).unwrap();
-    assert!(lq_r.iter().all(|v| v.is_finite()), "{what}: reference log q");
+    assert!(
+        lq_r.iter().all(|v| v.is_finite()),
+        "{what}: reference log q"
+    );
     let e = rel_err(&lq_f, &lq_r);
     assert!(e < tol, "{what}: log q differs by {e:e}");
 
@@ -57,13 +60,18 @@ fn engines_agree(fused: &CouplingFlow, x: &Array2<f64>, what: &str) {
 
     // Weighted NLL with coefficients that depend on log q, as FAB's loss.
     let coeff = |lq: ndarray::ArrayView1<f64>| lq.mapv(|v| 0.5 + 0.1 * v.tanh());
-    let w_f = fused.weighted_nll_grad(x.view(), &mut |lq| coeff(lq)).unwrap();
+    let w_f = fused
+        .weighted_nll_grad(x.view(), &mut |lq| coeff(lq))
+        .unwrap();
     let w_r = reference
         .weighted_nll_grad(x.view(), &mut |lq| coeff(lq))
         .unwrap();
     let e = rel_err(&w_f.grad, &w_r.grad).max(rel_err([&w_f.loss], [&w_r.loss]));
     assert!(e < tol, "{what}: weighted NLL gradient differs by {e:e}");
-    assert!(w_r.grad.iter().any(|g| g.abs() > 1e-3), "{what}: trivial gradient");
+    assert!(
+        w_r.grad.iter().any(|g| g.abs() > 1e-3),
+        "{what}: trivial gradient"
+    );
 
     let (z, ld_f) = fused.inverse(x.view()).unwrap();
     let (x_f, fwd_f) = fused.forward(z.view()).unwrap();
@@ -83,7 +91,9 @@ fn engines_agree(fused: &CouplingFlow, x: &Array2<f64>, what: &str) {
         })
     };
     let r_f = fused.reparam_grad(n, &mut seeded(9), &mut coeff).unwrap();
-    let r_r = reference.reparam_grad(n, &mut seeded(9), &mut coeff).unwrap();
+    let r_r = reference
+        .reparam_grad(n, &mut seeded(9), &mut coeff)
+        .unwrap();
     let e = rel_err(&r_f.grad, &r_r.grad).max(rel_err(&r_f.log_q, &r_r.log_q));
     assert!(e < tol, "{what}: reparameterised gradient differs by {e:e}");
 }
@@ -101,7 +111,11 @@ fn realnvp_fused_equals_reference() {
         let mut flow = CouplingFlow::<f64>::real_nvp(dim, &config).unwrap();
         perturb(&mut flow, 0.3, 2);
         let x = common::points(37, 4, dim, &[]);
-        engines_agree(&flow, &x, &format!("RealNVP dim {dim}, {hidden_layers} hidden"));
+        engines_agree(
+            &flow,
+            &x,
+            &format!("RealNVP dim {dim}, {hidden_layers} hidden"),
+        );
     }
 }
 
@@ -145,11 +159,24 @@ fn chunked_training_gradient_on_two_threads_equals_one_pass() {
     perturb(&mut flow, 0.3, 8);
     let x = common::points(300, 1, 4, &[]);
     let reference = flow.clone().with_engine(Engine::Reference);
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let two = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     let coeff = |lq: ndarray::ArrayView1<f64>| lq.mapv(|v| 1.0 + 0.01 * v);
-    let g1 = one.install(|| reference.weighted_nll_grad(x.view(), &mut |lq| coeff(lq)).unwrap());
-    let g2 = two.install(|| flow.weighted_nll_grad(x.view(), &mut |lq| coeff(lq)).unwrap());
+    let g1 = one.install(|| {
+        reference
+            .weighted_nll_grad(x.view(), &mut |lq| coeff(lq))
+            .unwrap()
+    });
+    let g2 = two.install(|| {
+        flow.weighted_nll_grad(x.view(), &mut |lq| coeff(lq))
+            .unwrap()
+    });
     let e = rel_err(&g2.grad, &g1.grad);
     assert!(e < 1e-10, "chunked fused gradient differs by {e:e}");
 }

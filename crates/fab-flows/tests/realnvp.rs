@@ -192,4 +192,3 @@ fn reparameterised_gradient_matches_finite_differences() {
     let worst = common::worst_fd_error(&mut flow, &r.grad, &mut |f| surrogate(f).0);
     assert!(worst < 1e-5, "worst relative gradient error {worst}");
 }
-
