@@ -1,6 +1,7 @@
 //! Project automation. `cargo xtask reproduce gmm [--quick]` runs the paper's GMM benchmark end to
 //! end: builds the `fab` binary, trains (resuming if a checkpoint exists), evaluates, and writes
-//! `results/<name>/` with results.json, results.md and the plots. `many-well` compares FAB with the
+//! `results/<name>/` with results.json, results.md and the plots; `gmm-v1` and `funnel` do the same
+//! for fab-jax's benchmarks. `many-well` compares FAB with the
 //! paper's baselines; `alanine` adds replica-exchange ground truth (cached) and its KL divergences.
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,10 @@ enum Cmd {
 enum Benchmark {
     /// The 40-mode 2-D Gaussian mixture.
     Gmm,
+    /// fab-jax's 9-mode grid Gaussian mixture (gmm_v1).
+    GmmV1,
+    /// fab-jax's 10-D Neal's funnel.
+    Funnel,
     /// The 32-D Many Well, FAB against the paper's baselines.
     ManyWell,
     /// Alanine dipeptide in implicit solvent against replica-exchange MD ground truth.
@@ -186,6 +191,8 @@ fn reproduce(
     let root = workspace_root();
     let name = match benchmark {
         Benchmark::Gmm => "gmm",
+        Benchmark::GmmV1 => "gmm-v1",
+        Benchmark::Funnel => "funnel",
         Benchmark::ManyWell => "many-well",
         Benchmark::Alanine => "alanine",
     };
@@ -219,7 +226,7 @@ fn reproduce(
         .to_string();
 
     let md = match benchmark {
-        Benchmark::Gmm => {
+        Benchmark::Gmm | Benchmark::GmmV1 | Benchmark::Funnel => {
             let run_dir = results.join("run");
             let r = train_and_eval(&root, &fab, &config, &run_dir, None, eval_samples, &[])?;
             let report = serde_json::json!({

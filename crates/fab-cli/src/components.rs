@@ -37,8 +37,11 @@ impl Components {
     }
 
     /// A fresh trainer for this flow.
+    /// (A warm-up-cosine schedule without `total_steps` decays over the whole run.)
     pub fn trainer(&self, config: &RunConfig) -> Result<Trainer> {
-        Ok(Trainer::new(config.training, &*self.flow)?)
+        use fab_core::AnnealedSampler;
+        let training = config.training.resolved(self.ais.flow_evals_per_sample());
+        Ok(Trainer::new(training, &*self.flow)?)
     }
 
     /// Restores flow parameters and AIS step sizes from a checkpoint (for eval/sample).

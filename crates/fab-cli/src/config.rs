@@ -144,8 +144,7 @@ mod tests {
                 if path.is_dir() {
                     dirs.push(path);
                 } else if path.extension().is_some_and(|e| e == "ron") {
-                    RunConfig::load(&path)
-                        .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                    RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                     n += 1;
                 }
             }

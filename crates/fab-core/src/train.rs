@@ -133,6 +133,29 @@ impl TrainConfig {
         }
     }
 
+    /// Optimiser steps per iteration: `n_updates` with the buffer, one otherwise.
+    pub fn steps_per_iteration(&self) -> u64 {
+        match self.loss {
+            LossKind::FabBuffer => self.buffer.n_updates as u64,
+            _ => 1,
+        }
+    }
+
+    /// The settings with every "derive from the run" value filled in: a warm-up-cosine schedule
+    /// without `total_steps` decays to 0 at the run's last optimiser step. `per` is the flow
+    /// evaluations per sample of one AIS pass (as for [`TrainConfig::n_iterations`]).
+    pub fn resolved(mut self, per: usize) -> Self {
+        let run_steps = self.n_iterations(per) * self.steps_per_iteration();
+        if let crate::optim::LrSchedule::WarmupCosine { total_steps, .. } =
+            &mut self.optimizer.schedule
+        {
+            if *total_steps == 0 {
+                *total_steps = run_steps;
+            }
+        }
+        self
+    }
+
     /// Checks the settings for values the algorithm cannot run with.
     pub fn validate(&self) -> Result<()> {
         let bad =
@@ -158,8 +181,34 @@ impl TrainConfig {
                 );
             }
         }
-        if !(self.optimizer.lr.is_finite() && self.optimizer.lr > 0.0) {
+        let opt = &self.optimizer;
+        if !(opt.lr.is_finite() && opt.lr > 0.0) {
             return bad("optimizer.lr", "must be a positive number");
+        }
+        if let Some(max) = opt.max_grad_norm {
+            if !(max.is_finite() && max > 0.0) {
+                return bad(
+                    "optimizer.max_grad_norm",
+                    "must be a positive number or None",
+                );
+            }
+        }
+        if let Some(d) = opt.dynamic_clip {
+            if d.window == 0 {
+                return bad("optimizer.dynamic_clip.window", "must be positive");
+            }
+            if !(d.clip_factor.is_finite() && d.clip_factor > 0.0) {
+                return bad(
+                    "optimizer.dynamic_clip.clip_factor",
+                    "must be a positive number",
+                );
+            }
+            if !(d.skip_factor.is_finite() && d.skip_factor >= d.clip_factor) {
+                return bad(
+                    "optimizer.dynamic_clip.skip_factor",
+                    "must be a number at least clip_factor",
+                );
+            }
         }
         Ok(())
     }
@@ -460,6 +509,12 @@ impl Trainer {
         }
         ck.put_tensor("adam.m", &[self.adam.m.len()], self.adam.m.clone())?;
         ck.put_tensor("adam.v", &[self.adam.v.len()], self.adam.v.clone())?;
+        if !self.adam.grad_norms.is_empty() {
+            // Empty window slots (NaN) are stored as −1 (norms are never negative).
+            let norms = self.adam.grad_norms.iter();
+            let stored = norms.map(|&v| if v.is_nan() { -1.0 } else { v }).collect();
+            ck.put_tensor("adam.grad_norms", &[self.adam.grad_norms.len()], stored)?;
+        }
         let steps = sampler.step_sizes();
         ck.put_tensor("sampler.step_sizes", &[steps.len()], steps)?;
         let mut write_index = 0;
@@ -500,6 +555,14 @@ impl Trainer {
         let n = self.adam.m.len();
         self.adam.m = ck.tensor("adam.m", &[n])?.iter().copied().collect();
         self.adam.v = ck.tensor("adam.v", &[n])?.iter().copied().collect();
+        let w = self.adam.grad_norms.len();
+        if w > 0 && ck.has_tensor("adam.grad_norms") {
+            let norms = ck.tensor("adam.grad_norms", &[w])?;
+            self.adam.grad_norms = norms
+                .iter()
+                .map(|&v| if v < 0.0 { f64::NAN } else { v })
+                .collect();
+        }
         let n_steps = sampler.step_sizes().len();
         let steps: Vec<f64> = ck
             .tensor("sampler.step_sizes", &[n_steps])?
@@ -659,5 +722,39 @@ mod tests {
         c.buffer.min_length = 100;
         let msg = c.validate().unwrap_err().to_string();
         assert!(msg.contains("training.buffer.min_length"), "{msg}");
+    }
+
+    #[test]
+    fn an_open_warmup_cosine_schedule_decays_over_the_whole_run() {
+        let mut c = config(LossKind::FabBuffer);
+        c.iterations = Iterations::Fixed(250);
+        c.optimizer.schedule = crate::optim::LrSchedule::WarmupCosine {
+            warmup_steps: 40,
+            total_steps: 0,
+        };
+        let r = c.resolved(2);
+        assert_eq!(
+            r.optimizer.schedule,
+            crate::optim::LrSchedule::WarmupCosine {
+                warmup_steps: 40,
+                total_steps: 1000 // 250 iterations × 4 updates
+            }
+        );
+        // An explicit total is kept.
+        assert_eq!(r.resolved(2), r);
+    }
+
+    #[test]
+    fn bad_clip_settings_are_refused_with_their_field() {
+        let mut c = config(LossKind::FabBuffer);
+        c.optimizer.max_grad_norm = Some(0.0);
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(msg.contains("training.optimizer.max_grad_norm"), "{msg}");
+        let mut c = config(LossKind::FabBuffer);
+        if let Some(d) = c.optimizer.dynamic_clip.as_mut() {
+            d.skip_factor = 1.0;
+        }
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(msg.contains("dynamic_clip.skip_factor"), "{msg}");
     }
 }

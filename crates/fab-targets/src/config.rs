@@ -9,6 +9,10 @@ use crate::replica_exchange::ReplicaExchangeConfig;
 pub enum TargetConfig {
     /// The paper's 40-mode 2-D Gaussian mixture (fab-torch GMM, σ = softplus(1)).
     Gmm40,
+    /// fab-jax's `gmm_v1`: 9 modes on the grid {−5, 0, 5}², σ² = 0.3.
+    GmmV1,
+    /// Neal's funnel (fab-jax: `dim: 10`).
+    Funnel { dim: usize },
     /// Many Well in an even dimension (32 in the paper: 16 double wells, 2^16 modes).
     ManyWell { dim: usize },
     /// Alanine dipeptide in OBC1 implicit solvent, in FAB's 60 internal coordinates.

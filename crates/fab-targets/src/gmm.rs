@@ -1,4 +1,5 @@
-//! The paper's 40-mode Gaussian mixture in 2-D (fab-torch `GMM`, fab-spec §7.1).
+//! The paper's 40-mode Gaussian mixture in 2-D (fab-torch `GMM`, fab-spec §7.1), and fab-jax's
+//! `gmm_v1` benchmark: 9 modes on the grid {−5, 0, 5}² with σ² = 0.3.
 //!
 //! p(x) = (1/40) Σₖ N(x; μₖ, σ² I) with σ = softplus(1) ≈ 1.3133 and the means of fab-spec §11.A
 //! (PyTorch's generator seeded with 0). Normalised (log Z = 0); like fab-torch, log p below −1e4 is
@@ -69,18 +70,53 @@ const LOG_P_FLOOR: f64 = -1e4;
 /// An isotropic Gaussian mixture with equal weights.
 #[derive(Debug, Clone)]
 pub struct Gmm {
+    name: String,
     means: Array2<f64>,
     sigma: f64,
+    /// Half-width of the square plot window.
+    window: f64,
 }
 
 impl Gmm {
+    /// A mixture of N(μₖ, σ² I) with equal weights; `name` is used in file names and reports,
+    /// `window` is the half-width of the plot window.
+    pub fn new(name: &str, means: Array2<f64>, sigma: f64, window: f64) -> Result<Self> {
+        if means.nrows() == 0 || means.ncols() == 0 || !(sigma.is_finite() && sigma > 0.0) {
+            return Err(fab_core::FabError::invalid(
+                "target",
+                "a Gaussian mixture needs at least one mean and a positive σ",
+            ));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            means,
+            sigma,
+            window,
+        })
+    }
+
     /// The paper's 40-mode problem.
     pub fn paper() -> Self {
         let means = Array2::from_shape_fn((40, 2), |(k, j)| PAPER_MEANS[k][j]);
         // softplus(1) = ln(1 + e).
         Self {
+            name: "gmm".into(),
             means,
             sigma: (1.0 + std::f64::consts::E).ln(),
+            window: 50.0,
+        }
+    }
+
+    /// fab-jax's `gmm_v1`: 9 modes on the grid {−5, 0, 5}², σ = √0.3 ≈ 0.5477 per dimension.
+    pub fn grid9() -> Self {
+        let grid = [-5.0, 0.0, 5.0];
+        let means =
+            Array2::from_shape_fn((9, 2), |(k, j)| grid[if j == 0 { k / 3 } else { k % 3 }]);
+        Self {
+            name: "gmm-v1".into(),
+            means,
+            sigma: 0.3f64.sqrt(),
+            window: 8.0,
         }
     }
 
@@ -224,7 +260,7 @@ impl LogDensity for Gmm {
 
 impl Target for Gmm {
     fn name(&self) -> &str {
-        "gmm"
+        &self.name
     }
 
     fn log_z(&self) -> Option<f64> {
@@ -250,7 +286,7 @@ impl Target for Gmm {
         flow: WeightedSamples<'_>,
         ais: WeightedSamples<'_>,
     ) -> Vec<(String, f64)> {
-        // A mode "holds" samples if it has at least 10% of the 1/40 share it would get under p.
+        // A mode "holds" samples if it has at least 10% of the 1/K share it would get under p.
         vec![
             ("quad_rel_bias_flow".into(), self.relative_bias(flow, true)),
             (
@@ -264,10 +300,11 @@ impl Target for Gmm {
     }
 
     fn plot_views(&self) -> Vec<PlotView> {
+        let w = self.window;
         vec![PlotView {
             coords: (0, 1),
-            x: (-50.0, 50.0),
-            y: (-50.0, 50.0),
+            x: (-w, w),
+            y: (-w, w),
         }]
     }
 }
@@ -276,6 +313,25 @@ impl Target for Gmm {
 mod tests {
     use super::*;
     use fab_core::rng::seeded;
+
+    #[test]
+    fn grid_mixture_is_normalised_with_nine_modes() {
+        let gmm = Gmm::grid9();
+        assert_eq!(gmm.means().nrows(), 9);
+        assert!((gmm.sigma() - 0.5477222).abs() < 1e-6); // fab-jax rounds √0.3 to 0.5477222
+                                                         // ∫ p over [−10, 10]² by the midpoint rule (the mass outside is < 1e-30).
+        let h = 0.02;
+        let m = (20.0 / h) as usize;
+        let grid = Array2::from_shape_fn((m * m, 2), |(i, j)| {
+            let idx = if j == 0 { i / m } else { i % m };
+            -10.0 + (idx as f64 + 0.5) * h
+        });
+        let z: f64 = gmm.log_prob(grid.view()).unwrap().mapv(f64::exp).sum() * h * h;
+        assert!((z - 1.0).abs() < 1e-6, "{z}");
+        let x = gmm.sample(90_000, &mut seeded(4)).unwrap();
+        assert_eq!(gmm.modes_covered(x.view(), 0.8), 9);
+        assert_eq!(gmm.name(), "gmm-v1");
+    }
 
     #[test]
     fn quadratic_expectation_matches_the_spec_value() {

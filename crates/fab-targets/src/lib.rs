@@ -1,17 +1,20 @@
-//! fab-targets: target densities for FAB benchmarks (GMM-40, Many Well, alanine dipeptide) and the
-//! molecular dynamics (Langevin, replica exchange) that gives the molecule's ground truth.
+//! fab-targets: target densities for FAB benchmarks (GMM-40, fab-jax's 9-mode GMM and funnel, Many
+//! Well, alanine dipeptide) and the molecular dynamics (Langevin, replica exchange) that gives the
+//! molecule's ground truth.
 //!
 //! Each target implements [`fab_core::LogDensity`] (batched log p with analytic gradient, parallel
 //! over the batch with rayon) and [`fab_core::Target`] (known log Z, exact samples, own metrics).
 
 pub mod aldp;
 pub mod config;
+pub mod funnel;
 pub mod gmm;
 pub mod langevin;
 pub mod many_well;
 pub mod replica_exchange;
 
 pub use config::{AldpConfig, TargetConfig};
+pub use funnel::Funnel;
 pub use gmm::Gmm;
 pub use many_well::ManyWell;
 
@@ -19,6 +22,8 @@ pub use many_well::ManyWell;
 pub fn build(config: &TargetConfig) -> fab_core::Result<Box<dyn fab_core::Target>> {
     match config {
         TargetConfig::Gmm40 => Ok(Box::new(Gmm::paper())),
+        TargetConfig::GmmV1 => Ok(Box::new(Gmm::grid9())),
+        TargetConfig::Funnel { dim } => Ok(Box::new(Funnel::new(*dim)?)),
         TargetConfig::ManyWell { dim } => Ok(Box::new(ManyWell::new(*dim)?)),
         TargetConfig::AlanineDipeptide(c) => {
             c.validate()
