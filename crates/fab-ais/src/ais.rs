@@ -30,6 +30,7 @@ pub struct Ais {
 
 impl Ais {
     /// Builds the sampler; errors on settings it cannot run with.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN must fail the check
     pub fn new(config: AisConfig) -> Result<Self> {
         if !(config.init_step_size.is_finite() && config.init_step_size > 0.0) {
             return Err(FabError::invalid(

@@ -59,7 +59,7 @@ mod tests {
         // Toy sampler whose acceptance is exp(−ε): the adapted ε oscillates around −ln 0.65.
         let mut eps = 5.0;
         for _ in 0..500 {
-            eps = a.update(eps, (-eps as f64).exp());
+            eps = a.update(eps, (-eps).exp());
         }
         assert!((eps - -(0.65f64.ln())).abs() < 0.05, "{eps}");
     }

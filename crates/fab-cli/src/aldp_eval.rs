@@ -90,6 +90,9 @@ fn klds(
     out
 }
 
+/// A named sample set with optional log weights.
+type SampleSet<'a> = (&'a str, ArrayView2<'a, f64>, Option<ArrayView1<'a, f64>>);
+
 /// max log w over all samples − max log w over samples in the αL/C7ax core (0 < φ < 2); +inf
 /// when no sample with a finite weight lies there.
 fn alpha_l_log_w_gap(angles: ArrayView2<f64>, log_w: ArrayView1<f64>) -> f64 {
@@ -119,7 +122,7 @@ pub fn evaluate(
     let w_ais = normalised_weights(ev.ais_log_w.view());
     let gt = truth.phi_psi.view();
     let mut m = Vec::new();
-    let sets: [(&str, ArrayView2<f64>, Option<ArrayView1<f64>>); 3] = [
+    let sets: [SampleSet; 3] = [
         ("flow", flow_angles.view(), None),
         ("flow_reweighted", flow_angles.view(), Some(w_flow.view())),
         ("ais_reweighted", ais_angles.view(), Some(w_ais.view())),

@@ -177,7 +177,7 @@ impl<'a> CliObserver<'a> {
             info.loss, info.ess_ais, info.ess_flow, info.acceptance, info.step_size
         ));
         let last = it >= self.n_iterations;
-        if it % self.config.output.log_every == 0 || last {
+        if it.is_multiple_of(self.config.output.log_every) || last {
             self.metrics.serialize(info)?;
             self.metrics.flush()?;
         }
@@ -185,7 +185,7 @@ impl<'a> CliObserver<'a> {
             self.evaluate(it, &mut ctx)?;
         }
         let stop = self.stop.load(Ordering::Relaxed);
-        if it % self.config.output.checkpoint_every == 0 || last || stop {
+        if it.is_multiple_of(self.config.output.checkpoint_every) || last || stop {
             write_checkpoint(self.config, &ctx, &self.run_dir.join(CHECKPOINT_FILE))?;
         }
         if stop {

@@ -192,6 +192,7 @@ pub fn ramachandran(panels: &[RamachandranPanel<'_>], path: &Path) -> Result<()>
 
 /// Densities overlaid in one panel with a legend, on a log scale so small basins stay visible
 /// (zero-density points are left out).
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN must fail the check
 pub fn overlaid_densities(
     series: &[(&str, Vec<(f64, f64)>)],
     x_desc: &str,

@@ -36,6 +36,11 @@ pub struct ReparamCoefficients {
     pub loss: f64,
 }
 
+/// The callback of [`Flow::reparam_grad`]: surrogate-loss constants from the samples and their
+/// log q.
+pub type ReparamCoeffFn<'a> =
+    dyn FnMut(ArrayView2<f64>, ArrayView1<f64>) -> Result<ReparamCoefficients> + 'a;
+
 /// Result of [`Flow::reparam_grad`].
 #[derive(Debug, Clone)]
 pub struct ReparamGrad {
@@ -81,7 +86,7 @@ pub trait Flow: LogDensity {
         &self,
         n: usize,
         rng: &mut FabRng,
-        coeff: &mut dyn FnMut(ArrayView2<f64>, ArrayView1<f64>) -> Result<ReparamCoefficients>,
+        coeff: &mut ReparamCoeffFn<'_>,
     ) -> Result<ReparamGrad>;
 
     /// All trainable parameters as one flat vector.

@@ -171,6 +171,7 @@ impl Adam {
     /// Clips `grad` in place and applies one Adam update to `params`. Returns the pre-clip global
     /// norm and whether the step was taken (false if the norm is not finite, or with
     /// [`DynamicClip`] above its skip threshold).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN must fail the check
     pub fn step(&mut self, params: &mut [f64], grad: &mut [f64]) -> (f64, bool) {
         assert_eq!(
             params.len(),

@@ -85,12 +85,12 @@ pub(crate) fn affine<E: Real, T: Tape<E, Cpu>>(
                 }
             }
             let ga = grads.get_or_alloc_mut(&g_a)?;
-            for i in 0..n {
+            for (i, &g_ld) in gl.iter().enumerate() {
                 for j in i * k..(i + 1) * k {
                     let g_ls = match direction {
-                        Direction::Forward => gy[j] * hv[j] * factor[j] + gl[i],
+                        Direction::Forward => gy[j] * hv[j] * factor[j] + g_ld,
                         // y = (h − t) e^{−ls}, recomputed rather than kept.
-                        Direction::Inverse => -gy[j] * (hv[j] - tv[j]) * factor[j] - gl[i],
+                        Direction::Inverse => -gy[j] * (hv[j] - tv[j]) * factor[j] - g_ld,
                     };
                     ga[j] += g_ls * (E::one() - th[j] * th[j]);
                 }

@@ -50,7 +50,7 @@ pub(crate) fn scatter_columns<E: Real, T: Tape<E, Cpu>>(
     }
     let mut out = vec![E::zero(); n * d];
     for (piece, idx) in &values {
-        let pv = host(&piece);
+        let pv = host(piece);
         for (row, p) in out
             .chunks_exact_mut(d)
             .zip(pv.chunks_exact(idx.len().max(1)))

@@ -24,7 +24,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use fab_core::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
+use fab_core::flow::{ReparamCoeffFn, ReparamGrad, WeightedGrad};
 use fab_core::{FabError, FabRng, Flow, LogDensity, Result};
 
 use crate::affine_kernel::{affine, LOG_SCALE_BOUND};
@@ -638,6 +638,10 @@ fn chunk_count(n: usize) -> usize {
     rayon::current_num_threads().min(n / MIN_CHUNK_ROWS).max(1)
 }
 
+/// Work on one row chunk: (rows, their log q, their gradient rows if asked).
+type RowChunkFn<'a> =
+    dyn Fn(ArrayView2<f64>, ArrayViewMut1<f64>, Option<ArrayViewMut2<f64>>) + Sync + 'a;
+
 /// Runs `f` on row chunks of `x` (with the matching rows of `grad` and `out`) in parallel, one
 /// chunk per rayon thread. dfdx runs element-wise ops on one thread, so splitting the batch is
 /// what puts a second core to work on the flow; rows are independent, so results do not depend
@@ -646,7 +650,7 @@ fn par_chunks(
     x: ArrayView2<f64>,
     grad: Option<ArrayViewMut2<f64>>,
     out: ArrayViewMut1<f64>,
-    f: &(dyn Fn(ArrayView2<f64>, ArrayViewMut1<f64>, Option<ArrayViewMut2<f64>>) + Sync),
+    f: &RowChunkFn<'_>,
 ) {
     let n = x.nrows();
     let chunks = chunk_count(n);
@@ -713,7 +717,7 @@ where
         &self,
         n: usize,
         rng: &mut FabRng,
-        coeff: &mut dyn FnMut(ArrayView2<f64>, ArrayView1<f64>) -> Result<ReparamCoefficients>,
+        coeff: &mut ReparamCoeffFn<'_>,
     ) -> Result<ReparamGrad> {
         let d = self.dim;
         let z = self.sample_base(n, rng);

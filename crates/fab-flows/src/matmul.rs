@@ -67,7 +67,7 @@ pub(crate) fn gemm<E: Real>(a: Mat<'_, E>, b: Mat<'_, E>, beta: E, c: &mut [E]) 
         return;
     }
     if k == 0 {
-        c[..m * n].iter_mut().for_each(|v| *v = *v * beta);
+        c[..m * n].iter_mut().for_each(|v| *v *= beta);
         return;
     }
     // SAFETY: `Mat::new` and the assert above check that every addressed element lies inside

@@ -45,7 +45,7 @@ impl Default for RealNvpConfig {
 pub(crate) fn halves(dim: usize, l: usize) -> (Vec<usize>, Vec<usize>) {
     let k = dim / 2;
     let (first, second): (Vec<usize>, Vec<usize>) = ((0..k).collect(), (k..dim).collect());
-    if l % 2 == 0 {
+    if l.is_multiple_of(2) {
         (first, second)
     } else {
         (second, first)

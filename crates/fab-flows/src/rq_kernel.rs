@@ -131,6 +131,7 @@ impl<E: Real> Sub for Dual<E> {
         }
     }
 }
+#[allow(clippy::suspicious_arithmetic_impl)] // product rule: v·o.d + d·o.v
 impl<E: Real> Mul for Dual<E> {
     type Output = Self;
     fn mul(self, o: Self) -> Self {
@@ -140,6 +141,7 @@ impl<E: Real> Mul for Dual<E> {
         }
     }
 }
+#[allow(clippy::suspicious_arithmetic_impl)] // quotient rule: (d − q·o.d)/o.v
 impl<E: Real> Div for Dual<E> {
     type Output = Self;
     fn div(self, o: Self) -> Self {

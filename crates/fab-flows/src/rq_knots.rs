@@ -57,7 +57,7 @@ pub fn knots<E: Real, T: Tape<E, Cpu>>(
         for (part, knots) in [(0, &mut kx), (1, &mut ky)] {
             let a = &mut probs[(i * 2 + part) * k..(i * 2 + part + 1) * k];
             let sum = a.iter().fold(E::zero(), |acc, &v| acc + v);
-            a.iter_mut().for_each(|v| *v = *v / sum);
+            a.iter_mut().for_each(|v| *v /= sum);
             let out = &mut knots[i * k1..(i + 1) * k1];
             out[0] = lo;
             for j in 0..k {

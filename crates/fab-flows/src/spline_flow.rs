@@ -83,6 +83,7 @@ where
 {
     /// A spline coupling flow for dimension `dim` (at least 2), initialised to the identity map,
     /// computing in `E` (`config.precision` is for [`crate::build`], which picks `E`).
+    #[allow(clippy::neg_cmp_op_on_partial_ord, clippy::nonminimal_bool)] // NaN-aware: a NaN must fail the check
     pub fn spline(dim: usize, config: &SplineFlowConfig) -> Result<Self> {
         if dim < 2 {
             return Err(FabError::invalid(

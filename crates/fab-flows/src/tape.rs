@@ -14,10 +14,11 @@ pub fn dupn<const N: usize, S: Shape, E: Dtype, T: Tape<E, Cpu>>(
     std::array::from_fn(|_| t.clone().put_tape(tape.take().unwrap_or_default()))
 }
 
+/// Two handles on one tensor.
+pub type Pair<S, E, T> = (Tensor<S, E, Cpu, T>, Tensor<S, E, Cpu, T>);
+
 /// Two handles on `t` for two uses in one graph.
-pub fn dup2<S: Shape, E: Dtype, T: Tape<E, Cpu>>(
-    t: Tensor<S, E, Cpu, T>,
-) -> (Tensor<S, E, Cpu, T>, Tensor<S, E, Cpu, T>) {
+pub fn dup2<S: Shape, E: Dtype, T: Tape<E, Cpu>>(t: Tensor<S, E, Cpu, T>) -> Pair<S, E, T> {
     let [a, b] = dupn(t);
     (a, b)
 }

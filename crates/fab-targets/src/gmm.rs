@@ -131,6 +131,7 @@ impl Gmm {
     }
 
     /// log p and ∇ log p at one point (gradient only if `grad` is given).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN must fail the check
     fn point(&self, x: ArrayView1<f64>, grad: Option<ndarray::ArrayViewMut1<f64>>) -> f64 {
         let k = self.means.nrows() as f64;
         let var = self.sigma * self.sigma;

@@ -32,7 +32,7 @@ pub struct ManyWell {
 impl ManyWell {
     /// Many Well in dimension `dim` (even, at least 2); 32 in the paper.
     pub fn new(dim: usize) -> Result<Self> {
-        if dim < 2 || dim % 2 != 0 {
+        if dim < 2 || !dim.is_multiple_of(2) {
             return Err(FabError::invalid(
                 "target.ManyWell.dim",
                 format!("must be even and >= 2, got {dim}"),
@@ -231,7 +231,7 @@ impl Target for ManyWell {
         }
         // Coordinates are independent: the marginal is a product of 1-D marginals (unnormalised).
         let one = |j: usize, v: f64| {
-            if j % 2 == 0 {
+            if j.is_multiple_of(2) {
                 double_well_log_prob(v)
             } else {
                 -0.5 * v * v

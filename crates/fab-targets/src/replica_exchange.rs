@@ -82,6 +82,7 @@ impl ReplicaExchangeConfig {
     }
 
     /// Checks that the settings describe a run; the message names the field.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN must fail the check
     pub fn validate(&self) -> Result<(), String> {
         let positive = [
             ("t_min", self.t_min),

@@ -222,7 +222,7 @@ impl<'a> Reader<'a> {
     /// Atom index from Amber's coordinate offset 3·i (sign removed).
     fn atom(&self, name: &str, v: i64, n_atoms: usize) -> Result<usize, PrmtopError> {
         let a = v.unsigned_abs() as usize;
-        if a % 3 != 0 || a / 3 >= n_atoms {
+        if !a.is_multiple_of(3) || a / 3 >= n_atoms {
             return Err(self.malformed(
                 name,
                 format!("atom offset {v} is not 3·i for an atom i < {n_atoms}"),
