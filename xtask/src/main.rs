@@ -374,7 +374,11 @@ const ROWS: &[(&str, &str, &str)] = &[
         "0",
     ),
     ("quad_rel_bias_ais", "relative bias of E[f], AIS IS", "0"),
-    ("modes_flow", "modes holding flow samples", "all (40 GMM-40, 9 gmm-v1)"),
+    (
+        "modes_flow",
+        "modes holding flow samples",
+        "all (40 GMM-40, 9 gmm-v1)",
+    ),
     ("modes_ais", "modes holding AIS samples", "all"),
     (
         "log_z_mae_flow",

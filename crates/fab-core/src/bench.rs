@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use serde::Serialize;
 
-use crate::flow::{ReparamCoeffFn, ReparamGrad, WeightedGrad};
+use crate::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
 use crate::target::{PlotView, WeightedSamples};
 use crate::train::Trainer;
 use crate::{AnnealedSampler, FabError, FabRng, Flow, LogDensity, Result, Target};
@@ -107,7 +107,7 @@ impl Flow for TimedFlow<'_> {
         &self,
         n: usize,
         rng: &mut FabRng,
-        coeff: &mut ReparamCoeffFn<'_>,
+        coeff: &mut dyn FnMut(ArrayView2<f64>, ArrayView1<f64>) -> Result<ReparamCoefficients>,
     ) -> Result<ReparamGrad> {
         self.train.time(|| self.inner.reparam_grad(n, rng, coeff))
     }

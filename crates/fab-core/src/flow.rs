@@ -36,11 +36,6 @@ pub struct ReparamCoefficients {
     pub loss: f64,
 }
 
-/// The callback of [`Flow::reparam_grad`]: surrogate-loss constants from the samples and their
-/// log q.
-pub type ReparamCoeffFn<'a> =
-    dyn FnMut(ArrayView2<f64>, ArrayView1<f64>) -> Result<ReparamCoefficients> + 'a;
-
 /// Result of [`Flow::reparam_grad`].
 #[derive(Debug, Clone)]
 pub struct ReparamGrad {
@@ -82,11 +77,12 @@ pub trait Flow: LogDensity {
     /// surrogate L(θ) = mean(c ⊙ log q) + mean(Σⱼ gᵢⱼ xᵢⱼ), and returns ∇θ L with the gradient flowing
     /// through the samples (reparameterisation). Reverse KL uses c = 1, g = −∇ₓ log p; the flow-sample
     /// α = 2 loss uses c = −sg[(p/q)²], g = 0.
+    #[allow(clippy::type_complexity)] // the callback's signature is the clearest name for it
     fn reparam_grad(
         &self,
         n: usize,
         rng: &mut FabRng,
-        coeff: &mut ReparamCoeffFn<'_>,
+        coeff: &mut dyn FnMut(ArrayView2<f64>, ArrayView1<f64>) -> Result<ReparamCoefficients>,
     ) -> Result<ReparamGrad>;
 
     /// All trainable parameters as one flat vector.

@@ -24,7 +24,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use fab_core::flow::{ReparamCoeffFn, ReparamGrad, WeightedGrad};
+use fab_core::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
 use fab_core::{FabError, FabRng, Flow, LogDensity, Result};
 
 use crate::affine_kernel::{affine, LOG_SCALE_BOUND};
@@ -717,7 +717,7 @@ where
         &self,
         n: usize,
         rng: &mut FabRng,
-        coeff: &mut ReparamCoeffFn<'_>,
+        coeff: &mut dyn FnMut(ArrayView2<f64>, ArrayView1<f64>) -> Result<ReparamCoefficients>,
     ) -> Result<ReparamGrad> {
         let d = self.dim;
         let z = self.sample_base(n, rng);

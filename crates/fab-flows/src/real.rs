@@ -36,51 +36,36 @@ pub trait Real:
     );
 }
 
-impl Real for f64 {
-    fn of(v: f64) -> Self {
-        v
-    }
-    fn wide(self) -> f64 {
-        self
-    }
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: (*const Self, isize, isize),
-        b: (*const Self, isize, isize),
-        beta: Self,
-        c: (*mut Self, isize, isize),
-    ) {
-        matrixmultiply::dgemm(
-            m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
-        )
-    }
+/// `Real` for a primitive float with matrixmultiply's GEMM of that type.
+macro_rules! real_impl {
+    ($t:ty, $gemm:path) => {
+        impl Real for $t {
+            fn of(v: f64) -> Self {
+                v as $t
+            }
+            fn wide(self) -> f64 {
+                self as f64
+            }
+            unsafe fn gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: (*const Self, isize, isize),
+                b: (*const Self, isize, isize),
+                beta: Self,
+                c: (*mut Self, isize, isize),
+            ) {
+                $gemm(
+                    m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
+                )
+            }
+        }
+    };
 }
 
-impl Real for f32 {
-    fn of(v: f64) -> Self {
-        v as f32
-    }
-    fn wide(self) -> f64 {
-        self as f64
-    }
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: (*const Self, isize, isize),
-        b: (*const Self, isize, isize),
-        beta: Self,
-        c: (*mut Self, isize, isize),
-    ) {
-        matrixmultiply::sgemm(
-            m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
-        )
-    }
-}
+real_impl!(f64, matrixmultiply::dgemm);
+real_impl!(f32, matrixmultiply::sgemm);
 
 /// Which float type a flow computes in, as written in a config (`precision: F32`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
