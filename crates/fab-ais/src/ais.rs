@@ -29,37 +29,18 @@ pub struct Ais {
 }
 
 impl Ais {
-    /// Builds the sampler; errors on settings it cannot run with.
-    #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN must fail the check
+    /// Builds the sampler; errors on settings it cannot run with ([`AisConfig::validate`]).
     pub fn new(config: AisConfig) -> Result<Self> {
-        if !(config.init_step_size.is_finite() && config.init_step_size > 0.0) {
-            return Err(FabError::invalid(
-                "ais.init_step_size",
-                "must be a positive number",
-            ));
-        }
+        config.validate()?;
         let kernel: Box<dyn Kernel> = match config.kernel {
-            KernelConfig::Metropolis { n_steps } => {
-                if n_steps == 0 {
-                    return Err(FabError::invalid("ais.kernel.n_steps", "must be positive"));
-                }
-                Box::new(Metropolis { n_steps })
-            }
+            KernelConfig::Metropolis { n_steps } => Box::new(Metropolis { n_steps }),
             KernelConfig::Hmc {
                 n_leapfrog,
                 max_grad,
-            } => {
-                if n_leapfrog == 0 || !(max_grad > 0.0) {
-                    return Err(FabError::invalid(
-                        "ais.kernel",
-                        "n_leapfrog and max_grad must be positive",
-                    ));
-                }
-                Box::new(Hmc {
-                    n_leapfrog,
-                    max_grad,
-                })
-            }
+            } => Box::new(Hmc {
+                n_leapfrog,
+                max_grad,
+            }),
         };
         Ok(Self {
             betas: config.schedule.betas(config.n_intermediate),

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use fab_core::{FabError, Result};
+
 use crate::schedule::BetaSchedule;
 use crate::step_size::StepSizeAdaptation;
 
@@ -46,6 +48,76 @@ impl Default for AisConfig {
                 ..Default::default()
             },
             resample_below_ess: None,
+        }
+    }
+}
+
+impl AisConfig {
+    /// Checks every setting against its allowed range; the error names the field (`ais.…`).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN must fail the check
+    pub fn validate(&self) -> Result<()> {
+        let bad =
+            |field: &str, reason: &str| Err(FabError::invalid(format!("ais.{field}"), reason));
+        if !(self.init_step_size.is_finite() && self.init_step_size > 0.0) {
+            return bad("init_step_size", "must be a positive number");
+        }
+        match self.kernel {
+            KernelConfig::Metropolis { n_steps } if n_steps == 0 => {
+                return bad("kernel.n_steps", "must be positive");
+            }
+            KernelConfig::Hmc {
+                n_leapfrog,
+                max_grad,
+            } if n_leapfrog == 0 || !(max_grad > 0.0) => {
+                return bad("kernel", "n_leapfrog and max_grad must be positive");
+            }
+            _ => {}
+        }
+        let a = &self.adaptation;
+        if !(a.factor.is_finite() && a.factor > 1.0) {
+            return bad("adaptation.factor", "must be a number above 1");
+        }
+        if !(a.target_accept > 0.0 && a.target_accept < 1.0) {
+            return bad(
+                "adaptation.target_accept",
+                "must lie strictly between 0 and 1",
+            );
+        }
+        if let Some(t) = self.resample_below_ess {
+            if !(t > 0.0 && t <= 1.0) {
+                return bad("resample_below_ess", "must lie in (0, 1]");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_out_of_range_setting_is_named() {
+        assert!(AisConfig::default().validate().is_ok());
+        let cases: [(&str, fn(&mut AisConfig)); 6] = [
+            ("ais.init_step_size", |c| c.init_step_size = f64::NAN),
+            ("ais.kernel.n_steps", |c| {
+                c.kernel = KernelConfig::Metropolis { n_steps: 0 }
+            }),
+            ("ais.adaptation.factor", |c| c.adaptation.factor = f64::NAN),
+            ("ais.adaptation.factor", |c| c.adaptation.factor = 0.5),
+            ("ais.adaptation.target_accept", |c| {
+                c.adaptation.target_accept = 2.0
+            }),
+            ("ais.resample_below_ess", |c| {
+                c.resample_below_ess = Some(0.0)
+            }),
+        ];
+        for (field, spoil) in cases {
+            let mut c = AisConfig::default();
+            spoil(&mut c);
+            let msg = c.validate().unwrap_err().to_string();
+            assert!(msg.contains(field), "{field}: {msg}");
         }
     }
 }

@@ -283,6 +283,9 @@ pub fn sample(
     ais: bool,
     seed: u64,
 ) -> Result<()> {
+    if n == 0 {
+        bail!("-n must be at least 1");
+    }
     let (_, mut parts) = load_trained(run, checkpoint)?;
     let mut rng = fab_core::rng::seeded(seed);
     // Flow samples need no AIS run: their weights are log p − log q.

@@ -99,10 +99,10 @@ impl RunConfig {
             }
         };
         de.end().map_err(|e| located(de.span_error(e), ""))?;
-        config
-            .training
-            .validate()
-            .with_context(|| format!("invalid config {}", origin.display()))?;
+        let invalid = || format!("invalid config {}", origin.display());
+        config.training.validate().with_context(invalid)?;
+        config.ais.validate().with_context(invalid)?;
+        config.eval.validate().with_context(invalid)?;
         if config.output.log_every == 0 || config.output.checkpoint_every == 0 {
             anyhow::bail!(
                 "invalid config {}: output.log_every and output.checkpoint_every must be positive",
@@ -150,6 +150,37 @@ mod tests {
             }
         }
         assert!(n >= 9, "found only {n} configs in {}", root.display());
+    }
+
+    #[test]
+    fn out_of_range_settings_are_refused_at_load_naming_the_field() {
+        for (text, field) in [
+            (
+                "(ais: (adaptation: (factor: NaN)))",
+                "ais.adaptation.factor",
+            ),
+            (
+                "(ais: (adaptation: (target_accept: 2.0)))",
+                "ais.adaptation.target_accept",
+            ),
+            (
+                "(training: (optimizer: (max_grad_norm: Some(0.0))))",
+                "optimizer.max_grad_norm",
+            ),
+            ("(training: (optimizer: (eps: -1.0)))", "optimizer.eps"),
+            (
+                "(training: (buffer: (w_adjust_clip: Some(-1.0))))",
+                "buffer.w_adjust_clip",
+            ),
+            ("(eval: (n_samples: 0))", "eval.n_samples"),
+        ] {
+            let err = RunConfig::parse(text, Path::new("z.ron")).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains(field) && msg.contains("z.ron"),
+                "{text}: {msg}"
+            );
+        }
     }
 
     #[test]

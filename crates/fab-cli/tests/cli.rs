@@ -142,6 +142,13 @@ fn train_writes_results_and_resume_reproduces_an_uninterrupted_run() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 51);
+    // Zero samples are refused with an error, with and without AIS.
+    for extra in [&[][..], &["--ais"][..]] {
+        let mut args = vec!["sample", "--run", a.to_str().unwrap(), "-n", "0"];
+        args.extend(["--out", csv.to_str().unwrap()]);
+        args.extend(extra);
+        assert_clean_failure(&fab(&args), &["-n"]);
+    }
 }
 
 #[test]

@@ -38,6 +38,25 @@ impl Default for EvalConfig {
     }
 }
 
+impl EvalConfig {
+    /// Checks the sizes; the error names the field (`eval.…`).
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("n_samples", self.n_samples),
+            ("inner_batch", self.inner_batch),
+            ("log_z_groups", self.log_z_groups),
+        ] {
+            if v == 0 {
+                return Err(crate::FabError::invalid(
+                    format!("eval.{name}"),
+                    "must be positive",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Metrics and the samples they were computed from (for plots).
 #[derive(Debug, Clone)]
 pub struct Evaluation {

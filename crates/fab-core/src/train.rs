@@ -157,6 +157,7 @@ impl TrainConfig {
     }
 
     /// Checks the settings for values the algorithm cannot run with.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN must fail the check
     pub fn validate(&self) -> Result<()> {
         let bad =
             |field: &str, reason: &str| Err(FabError::invalid(format!("training.{field}"), reason));
@@ -180,10 +181,26 @@ impl TrainConfig {
                     "must be at least n_updates * batch_size",
                 );
             }
+            if let Some(c) = b.w_adjust_clip {
+                if !(c.is_finite() && c > 0.0) {
+                    return bad("buffer.w_adjust_clip", "must be a positive number or None");
+                }
+            }
         }
         let opt = &self.optimizer;
         if !(opt.lr.is_finite() && opt.lr > 0.0) {
             return bad("optimizer.lr", "must be a positive number");
+        }
+        if !(opt.eps.is_finite() && opt.eps > 0.0) {
+            return bad("optimizer.eps", "must be a positive number");
+        }
+        for (name, beta) in [("beta1", opt.beta1), ("beta2", opt.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return bad(&format!("optimizer.{name}"), "must lie in [0, 1)");
+            }
+        }
+        if !(opt.weight_decay.is_finite() && opt.weight_decay >= 0.0) {
+            return bad("optimizer.weight_decay", "must be a non-negative number");
         }
         if let Some(max) = opt.max_grad_norm {
             if !(max.is_finite() && max > 0.0) {
@@ -756,5 +773,21 @@ mod tests {
         }
         let msg = c.validate().unwrap_err().to_string();
         assert!(msg.contains("dynamic_clip.skip_factor"), "{msg}");
+        let cases: [(&str, fn(&mut TrainConfig)); 4] = [
+            ("buffer.w_adjust_clip", |c| {
+                c.buffer.w_adjust_clip = Some(-1.0)
+            }),
+            ("optimizer.eps", |c| c.optimizer.eps = -1.0),
+            ("optimizer.beta2", |c| c.optimizer.beta2 = 1.0),
+            ("optimizer.weight_decay", |c| {
+                c.optimizer.weight_decay = f64::NAN
+            }),
+        ];
+        for (field, spoil) in cases {
+            let mut c = config(LossKind::FabBuffer);
+            spoil(&mut c);
+            let msg = c.validate().unwrap_err().to_string();
+            assert!(msg.contains(field), "{field}: {msg}");
+        }
     }
 }

@@ -446,6 +446,9 @@ where
     /// Density direction: z = f⁻¹(x) and log|det ∂f⁻¹/∂x| for each row.
     pub fn inverse(&self, x: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>)> {
         self.check("flow inverse", &x)?;
+        if x.nrows() == 0 {
+            return Ok((x.to_owned(), Array1::zeros(0)));
+        }
         let (z, log_det) = self.inverse_taped(self.to_tensor(x), ParamGrads::Skip);
         Ok((self.to_array(z)?, Array1::from(widen(host(&log_det)))))
     }
@@ -453,6 +456,9 @@ where
     /// Sampling direction: x = f(z) and log|det ∂f/∂z| for each row.
     pub fn forward(&self, z: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>)> {
         self.check("flow forward", &z)?;
+        if z.nrows() == 0 {
+            return Ok((z.to_owned(), Array1::zeros(0)));
+        }
         let (x, log_det) = self.forward_taped(self.to_tensor(z), ParamGrads::Skip);
         Ok((self.to_array(x)?, Array1::from(widen(host(&log_det)))))
     }
@@ -601,6 +607,9 @@ where
     fn log_prob(&self, x: ArrayView2<f64>) -> Result<Array1<f64>> {
         self.check("flow log_prob", &x)?;
         let mut out = Array1::zeros(x.nrows());
+        if x.nrows() == 0 {
+            return Ok(out);
+        }
         par_chunks(x, None, out.view_mut(), &|x, mut lq, _| {
             let q = self.log_q(self.to_tensor(x), ParamGrads::Skip);
             lq.assign(&Array1::from(widen(host(&q))));
@@ -615,6 +624,9 @@ where
     ) -> Result<Array1<f64>> {
         self.check("flow log_prob_and_grad", &x)?;
         let mut out = Array1::zeros(x.nrows());
+        if x.nrows() == 0 {
+            return Ok(out);
+        }
         par_chunks(x, Some(grad), out.view_mut(), &|x, mut lq, grad| {
             let xt = self.to_tensor(x);
             let q = self.log_q(xt.leaky_trace(), ParamGrads::Skip);
@@ -692,6 +704,12 @@ where
     ) -> Result<WeightedGrad> {
         self.check("flow training batch", &x)?;
         let n = x.nrows();
+        if n == 0 {
+            return Err(FabError::invalid(
+                "flow training batch",
+                "the batch is empty",
+            ));
+        }
         if chunk_count(n) > 1 {
             return self.weighted_nll_grad_chunked(x, coeff);
         }
@@ -719,6 +737,12 @@ where
         rng: &mut FabRng,
         coeff: &mut dyn FnMut(ArrayView2<f64>, ArrayView1<f64>) -> Result<ReparamCoefficients>,
     ) -> Result<ReparamGrad> {
+        if n == 0 {
+            return Err(FabError::invalid(
+                "reparameterised batch",
+                "the batch is empty",
+            ));
+        }
         let d = self.dim;
         let z = self.sample_base(n, rng);
         let log_base = self.log_base(z.view());

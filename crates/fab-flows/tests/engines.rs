@@ -180,3 +180,30 @@ fn chunked_training_gradient_on_two_threads_equals_one_pass() {
     let e = rel_err(&g2.grad, &g1.grad);
     assert!(e < 1e-10, "chunked fused gradient differs by {e:e}");
 }
+
+#[test]
+fn empty_batches_give_empty_results_on_both_engines() {
+    let config = SplineFlowConfig {
+        n_layers: 2,
+        hidden_units: 4,
+        circular: vec![1],
+        ..Default::default()
+    };
+    for flow in [
+        CouplingFlow::<f64>::spline(3, &config).unwrap(),
+        CouplingFlow::<f64>::spline(3, &config)
+            .unwrap()
+            .with_engine(Engine::Reference),
+    ] {
+        let (x, lq) = flow.sample(0, &mut seeded(1)).unwrap();
+        assert_eq!((x.dim(), lq.len()), ((0, 3), 0));
+        assert_eq!(flow.log_prob(x.view()).unwrap().len(), 0);
+        let mut g = Array2::zeros((0, 3));
+        assert_eq!(
+            flow.log_prob_and_grad(x.view(), g.view_mut())
+                .unwrap()
+                .len(),
+            0
+        );
+    }
+}
