@@ -62,7 +62,7 @@ impl AisConfig {
             return bad("init_step_size", "must be a positive number");
         }
         match self.kernel {
-            KernelConfig::Metropolis { n_steps } if n_steps == 0 => {
+            KernelConfig::Metropolis { n_steps: 0 } => {
                 return bad("kernel.n_steps", "must be positive");
             }
             KernelConfig::Hmc {
