@@ -76,7 +76,8 @@ pub fn train(
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        // Ctrl-C finishes the current iteration, writes a checkpoint and exits cleanly.
+        // Ctrl-C, SIGTERM or SIGHUP finish the current iteration, write a checkpoint and exit
+        // with `Interrupted` (exit code 130).
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
     let mut observer = CliObserver::new(
@@ -118,12 +119,42 @@ pub fn train(
     if let Err(e) = plot_curves(&run_dir) {
         eprintln!("warning: could not plot training curves: {e:#}");
     }
+    if observer.stop.load(Ordering::Relaxed) && trainer.iteration < n_iterations {
+        return Err(Interrupted {
+            run_dir,
+            iteration: trainer.iteration,
+        }
+        .into());
+    }
     eprintln!(
         "done: {} iterations in {:.1} s, {} target evaluations",
         trainer.iteration, seconds, trainer.target_evals
     );
     Ok(())
 }
+
+/// A training run stopped by a signal after writing its checkpoint (exit code 130, so scripts
+/// can tell it from a finished run).
+#[derive(Debug)]
+pub struct Interrupted {
+    /// The run directory, to resume.
+    pub run_dir: PathBuf,
+    /// Iterations completed.
+    pub iteration: u64,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "training interrupted at iteration {}; continue with `fab train --resume` on {}",
+            self.iteration,
+            self.run_dir.display()
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// Peak resident memory of this process in MiB (Linux `VmHWM`), NaN where unavailable.
 pub fn peak_rss_mib() -> f64 {

@@ -241,7 +241,14 @@ fn missing_corrupt_and_foreign_checkpoints_are_rejected_clearly() {
 }
 
 #[test]
-fn ctrl_c_stops_training_cleanly_with_a_checkpoint() {
+fn ctrl_c_and_sigterm_stop_training_cleanly_with_a_checkpoint() {
+    for signal in ["-INT", "-TERM"] {
+        stop_with(signal);
+    }
+}
+
+/// Starts a long run, sends `signal` once it has logged a few rows, and checks the clean stop.
+fn stop_with(signal: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let cfg = write_config(tmp.path(), "long.ron", &tiny_config(&run, 1_000_000, 2));
@@ -262,14 +269,15 @@ fn ctrl_c_stops_training_cleanly_with_a_checkpoint() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    assert_eq!(out.status.code(), Some(130), "{signal}: {err}");
     assert!(err.contains("interrupted: checkpoint written"), "{err}");
+    assert!(err.contains("--resume"), "{err}");
     let ck = Checkpoint::read(&run.join("checkpoint.safetensors")).unwrap();
     let state: serde_json::Value = ck.meta_json("trainer").unwrap();
     let it = state["iteration"].as_u64().unwrap();
