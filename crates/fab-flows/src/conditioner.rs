@@ -1,6 +1,6 @@
 //! A coupling layer's conditioner MLP as one fused dfdx operation: dense ReLU hidden layers and
-//! one or more linear output heads, computed with one GEMM per layer and head, and a hand-written
-//! backward pass.
+//! one or more linear output heads, computed with one GEMM per layer (the heads side by side in
+//! one), and a hand-written backward pass.
 //!
 //! Forward, with a₀ = x:  aₗ = relu(aₗ₋₁ Wₗ + bₗ),  headₕ = a_L Wₕ + bₕ.
 //! Backward, from the head gradients gₕ:
