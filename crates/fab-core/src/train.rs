@@ -104,7 +104,8 @@ impl Default for BufferConfig {
 
 impl Default for TrainConfig {
     /// The paper's GMM settings (fab-spec §5.1): batch 128, FAB with buffer, α = 2, Adam 1e-4,
-    /// clip 100, 2·10⁷ flow evaluations.
+    /// 2·10⁷ flow evaluations; the gradient clipping is fab-jax's median-relative one
+    /// ([`crate::optim::AdamConfig::default`]) instead of the paper's fixed clip at 100.
     fn default() -> Self {
         Self {
             seed: 0,
