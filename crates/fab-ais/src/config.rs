@@ -84,8 +84,9 @@ impl AisConfig {
             );
         }
         if let Some(t) = self.resample_below_ess {
-            if !(t > 0.0 && t <= 1.0) {
-                return bad("resample_below_ess", "must lie in (0, 1]");
+            // Above 1 is allowed: the normalised ESS never exceeds 1, so it resamples every time.
+            if !(t.is_finite() && t > 0.0) {
+                return bad("resample_below_ess", "must be a positive number");
             }
         }
         Ok(())
