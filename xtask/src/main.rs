@@ -29,8 +29,8 @@ enum Cmd {
         /// Short profile instead of the paper's settings (GMM ~6 min, Many Well ~35 min, alanine < 60 min on 2 cores).
         #[arg(long, conflicts_with = "medium")]
         quick: bool,
-        /// Alanine only: the quick flow trained 2.5× longer (configs/alanine-medium.ron, ~80 min of
-        /// training on 2 cores), against the paper profile's 20 ns ground truth.
+        /// Alanine only: the quick flow trained for 2,000 iterations (configs/alanine-medium.ron,
+        /// ~37 min of training on 2 cores), against the paper profile's 20 ns ground truth.
         #[arg(long)]
         medium: bool,
         /// Results directory (default results/<benchmark>[-quick|-medium]).
