@@ -27,18 +27,11 @@ fn flow(engine: Engine) -> CouplingFlow<f32> {
         init_seed: 0,
         precision: fab_flows::Precision::F32,
     };
-    let mut flow = CouplingFlow::<f32>::real_nvp(32, &config)
-        .unwrap()
-        .with_engine(engine);
-    // Off the identity, so the layers do real work.
-    let p: Vec<f64> = flow
-        .params()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v + 0.01 * ((i % 7) as f64 - 3.0))
-        .collect();
-    flow.set_params(&p).unwrap();
-    flow
+    fab_benches::off_identity(
+        CouplingFlow::<f32>::real_nvp(32, &config)
+            .unwrap()
+            .with_engine(engine),
+    )
 }
 
 fn fab_iteration(c: &mut Criterion) {

@@ -31,18 +31,11 @@ where
         circular_shift: CircularShift::Random,
         ..Default::default()
     };
-    let mut flow = CouplingFlow::<E>::spline(60, &config)
-        .unwrap()
-        .with_engine(engine);
-    // Move off the identity so the splines do real work.
-    let p: Vec<f64> = flow
-        .params()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v + 0.01 * ((i % 7) as f64 - 3.0))
-        .collect();
-    flow.set_params(&p).unwrap();
-    flow
+    fab_benches::off_identity(
+        CouplingFlow::<E>::spline(60, &config)
+            .unwrap()
+            .with_engine(engine),
+    )
 }
 
 /// Both benchmarks of the paper shape in float type `E` on `engine`, named with `tag`.
