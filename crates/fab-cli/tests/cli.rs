@@ -283,3 +283,48 @@ fn stop_with(signal: &str) {
     let it = state["iteration"].as_u64().unwrap();
     assert!((4..1_000_000).contains(&it), "stopped at iteration {it}");
 }
+
+#[test]
+fn bench_reports_iteration_time_and_shares_that_add_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let cfg = write_config(tmp.path(), "b.ron", &tiny_config(&run, 10, 2));
+    let args = [
+        "bench",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--iterations",
+        "3",
+    ];
+    let out = fab(&[&args[..], &["--warmup", "1"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ms per iteration"), "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let total = json["ms_per_iteration"].as_f64().unwrap();
+    assert!(total > 0.0 && json["iterations"] == 3, "{json}");
+    // The parts (flow, target, other) add up to the total; Metropolis AIS needs no input gradient.
+    let parts: f64 = [
+        "ms_flow_sample",
+        "ms_flow_log_q",
+        "ms_flow_log_q_grad",
+        "ms_flow_train",
+        "ms_target",
+        "ms_other",
+    ]
+    .iter()
+    .map(|k| json[*k].as_f64().unwrap())
+    .sum();
+    assert!(
+        (parts - total).abs() < 1e-6 * total.max(1.0),
+        "{parts} vs {total}"
+    );
+    assert!(json["ms_flow_train"].as_f64().unwrap() > 0.0);
+    assert_eq!(json["ms_flow_log_q_grad"].as_f64().unwrap(), 0.0);
+    // Benchmarking writes no run directory.
+    assert!(!run.exists());
+    assert_clean_failure(
+        &fab(&[&args[..3], &["--iterations", "0"]].concat()),
+        &["iterations"],
+    );
+}
