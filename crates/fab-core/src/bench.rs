@@ -36,10 +36,6 @@ impl Clock {
     fn seconds(&self) -> f64 {
         self.0.load(Ordering::Relaxed) as f64 * 1e-9
     }
-
-    fn reset(&self) {
-        self.0.store(0, Ordering::Relaxed);
-    }
 }
 
 /// A flow whose calls are timed by kind: sampling, log q, log q with input gradient (HMC) and
@@ -61,12 +57,6 @@ impl<'a> TimedFlow<'a> {
             log_q: Clock::default(),
             log_q_grad: Clock::default(),
             train: Clock::default(),
-        }
-    }
-
-    fn reset(&self) {
-        for c in [&self.sample, &self.log_q, &self.log_q_grad, &self.train] {
-            c.reset();
         }
     }
 }
@@ -257,7 +247,6 @@ pub fn bench_iterations(
     }
     let timed_target = TimedTarget::new(target);
     let mut timed_flow = TimedFlow::new(flow);
-    timed_flow.reset();
     let mut times = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let start = Instant::now();
@@ -307,7 +296,5 @@ mod tests {
         clock.time(|| std::thread::sleep(Duration::from_millis(20)));
         let s = clock.seconds();
         assert!((0.04..1.0).contains(&s), "{s}");
-        clock.reset();
-        assert_eq!(clock.seconds(), 0.0);
     }
 }

@@ -34,7 +34,7 @@ pub(crate) fn gather_columns<E: Real, T: Tape<E, Cpu>>(x: M<E, T>, idx: &[usize]
 }
 
 /// An (n × d) tensor whose columns `idxᵢ` hold the columns of piece i (n × idxᵢ.len()); columns
-/// no piece names are zero. The index lists must be disjoint.
+/// no piece names are zero. The index lists must be disjoint; at least one piece is given.
 pub(crate) fn scatter_columns<E: Real, T: Tape<E, Cpu>>(
     pieces: Vec<(M<E, T>, &[usize])>,
     d: usize,
@@ -58,11 +58,10 @@ pub(crate) fn scatter_columns<E: Real, T: Tape<E, Cpu>>(
             idx.iter().zip(p).for_each(|(&j, &v)| row[j] = v);
         }
     }
-    let dev = Cpu::default();
-    let out = match values.first() {
-        Some((p, _)) => p.device().tensor_from_vec(out, (n, d)),
-        None => dev.tensor_from_vec(out, (n, d)),
-    };
+    let (first, _) = values
+        .first()
+        .expect("scatter_columns needs at least one piece");
+    let out = first.device().tensor_from_vec(out, (n, d));
     if T::OWNS_TAPE {
         let g_out = out.ghost();
         let ghosts: Vec<_> = values

@@ -6,10 +6,15 @@
 //! small [`linear::Linear`] layer; optimisation and checkpoints are done by fab-core over the flat
 //! parameter vector every flow exposes through [`fab_core::Flow`].
 //!
+//! Two engines compute the same flow ([`Engine`]): the fused one (default) runs each stage of a
+//! coupling layer as one dfdx operation with a hand-written backward pass (`columns.rs`,
+//! `conditioner.rs`, `affine_kernel.rs`, [`rq_knots`], [`rq_kernel`]); the reference one composes
+//! dfdx's own operations and is what tests/engines.rs checks the fused one against.
+//!
 //! dfdx 0.13 has a silent gradient bug in `slice` backward (it assigns instead of adding). No code
-//! here calls `slice`: coordinates are selected and merged with constant 0/1 matrices
-//! ([`split`]) and spline knots are gathered with `select`, whose backward accumulates correctly.
-//! Every operation is covered by finite-difference gradient tests in f64.
+//! here calls `slice`: the reference engine selects and merges coordinates with constant 0/1
+//! matrices ([`split`]), the fused one with gathers whose backward scatter-adds. Every operation is
+//! covered by finite-difference gradient tests in f64.
 
 pub(crate) mod affine_kernel;
 pub(crate) mod columns;

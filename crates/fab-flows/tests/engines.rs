@@ -6,12 +6,13 @@
 
 mod common;
 
+use common::perturb;
+
 use fab_core::flow::ReparamCoefficients;
 use fab_core::{rng::seeded, Flow, LogDensity};
 use fab_flows::spline::SplineConfig;
 use fab_flows::{CircularShift, CouplingFlow, Engine, RealNvpConfig, SplineFlowConfig};
 use ndarray::{Array1, Array2};
-use rand_distr::{Distribution, Normal};
 
 /// Largest |a − b| / (1 + |b|) over two sequences.
 fn rel_err<'a>(a: impl IntoIterator<Item = &'a f64>, b: impl IntoIterator<Item = &'a f64>) -> f64 {
@@ -19,18 +20,6 @@ fn rel_err<'a>(a: impl IntoIterator<Item = &'a f64>, b: impl IntoIterator<Item =
         .zip(b)
         .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
         .fold(0.0, f64::max)
-}
-
-/// Moves every parameter by N(0, scale²) so the layers are far from the identity.
-fn perturb(flow: &mut CouplingFlow, scale: f64, seed: u64) {
-    let noise = Normal::new(0.0, scale).unwrap();
-    let mut rng = seeded(seed);
-    let p: Vec<f64> = flow
-        .params()
-        .iter()
-        .map(|v| v + noise.sample(&mut rng))
-        .collect();
-    flow.set_params(&p).unwrap();
 }
 
 /// Checks every pass of `fused` against the same flow on the reference engine.

@@ -9,7 +9,6 @@ use fab_core::{rng::seeded, Flow, LogDensity};
 use fab_flows::spline::SplineConfig;
 use fab_flows::{CircularShift, CouplingFlow, SplineFlowConfig};
 use ndarray::{Array1, Array2};
-use rand_distr::{Distribution, Normal};
 
 const PI: f64 = std::f64::consts::PI;
 const DIM: usize = 4;
@@ -34,14 +33,7 @@ fn config() -> SplineFlowConfig {
 
 fn perturbed(scale: f64) -> CouplingFlow {
     let mut flow = CouplingFlow::<f64>::spline(DIM, &config()).unwrap();
-    let noise = Normal::new(0.0, scale).unwrap();
-    let mut rng = seeded(3);
-    let p: Vec<f64> = flow
-        .params()
-        .iter()
-        .map(|v| v + noise.sample(&mut rng))
-        .collect();
-    flow.set_params(&p).unwrap();
+    common::perturb(&mut flow, scale, 3);
     flow
 }
 

@@ -20,6 +20,21 @@ pub fn points(n: usize, seed: u64, dim: usize, circular: &[usize]) -> Array2<f64
     })
 }
 
+/// Moves every parameter of `flow` by N(0, scale²) noise from `seed`, so the layers are far from
+/// the identity.
+#[allow(dead_code)]
+pub fn perturb(flow: &mut CouplingFlow, scale: f64, seed: u64) {
+    use rand_distr::{Distribution, Normal};
+    let noise = Normal::new(0.0, scale).unwrap();
+    let mut rng = seeded(seed);
+    let p: Vec<f64> = flow
+        .params()
+        .iter()
+        .map(|v| v + noise.sample(&mut rng))
+        .collect();
+    flow.set_params(&p).unwrap();
+}
+
 /// Worst relative error between `grad` and central finite differences of `loss` over every
 /// parameter of `flow`, |fd − g| / (0.01 + |fd|). With h = 1e-5 the round-off in the loss
 /// (~1e-16·|L|/h) stays near 1e-9 and truncation is ~h², while a wrong gradient term is off by
