@@ -21,7 +21,9 @@ fn energy(c: &mut Criterion) {
     });
     let mut grad = Array2::zeros((1024, 66));
     c.bench_function("aldp_cartesian_energy_and_grad_batch1024", |b| {
-        b.iter(|| target.log_prob_and_grad(x.view(), grad.view_mut()).unwrap())
+        b.iter(|| {
+            fab_benches::on_worker(|| target.log_prob_and_grad(x.view(), grad.view_mut()).unwrap())
+        })
     });
     // The same conformations in FAB's normalised internal coordinates.
     let internal = InternalBoltzmann::alanine_dipeptide(300.0);
@@ -40,9 +42,11 @@ fn energy(c: &mut Criterion) {
     let mut grad_z = Array2::zeros((1024, 60));
     c.bench_function("aldp_internal_log_prob_and_grad_batch1024", |b| {
         b.iter(|| {
-            internal
-                .log_prob_and_grad(z.view(), grad_z.view_mut())
-                .unwrap()
+            fab_benches::on_worker(|| {
+                internal
+                    .log_prob_and_grad(z.view(), grad_z.view_mut())
+                    .unwrap()
+            })
         })
     });
 }

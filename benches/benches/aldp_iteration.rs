@@ -91,7 +91,13 @@ fn fab_iteration_in(c: &mut Criterion, precision: Precision, tag: &str) {
         .unwrap();
     c.bench_function(
         &format!("fab_iteration_alanine_quick_flow_{tag}_batch256"),
-        |b| b.iter(|| trainer.iteration(flow.as_mut(), &mut ais, &target).unwrap()),
+        |b| {
+            b.iter(|| {
+                fab_benches::on_worker(|| {
+                    trainer.iteration(flow.as_mut(), &mut ais, &target).unwrap()
+                })
+            })
+        },
     );
 }
 
@@ -106,20 +112,30 @@ fn passes(c: &mut Criterion) {
         let flow = quick_flow(&target, precision);
         c.bench_function(
             &format!("alanine_quick_flow_{tag}_log_prob_and_input_grad_batch256"),
-            |b| b.iter(|| flow.log_prob_and_grad(z.view(), grad.view_mut()).unwrap()),
+            |b| {
+                b.iter(|| {
+                    fab_benches::on_worker(|| {
+                        flow.log_prob_and_grad(z.view(), grad.view_mut()).unwrap()
+                    })
+                })
+            },
         );
         c.bench_function(
             &format!("alanine_quick_flow_{tag}_forward_backward_params_batch256"),
             |b| {
                 b.iter(|| {
-                    flow.weighted_nll_grad(z.view(), &mut |_| coeff.clone())
-                        .unwrap()
+                    fab_benches::on_worker(|| {
+                        flow.weighted_nll_grad(z.view(), &mut |_| coeff.clone())
+                            .unwrap()
+                    })
                 })
             },
         );
     }
     c.bench_function("alanine_internal_log_prob_and_grad_batch256", |b| {
-        b.iter(|| target.log_prob_and_grad(z.view(), grad.view_mut()).unwrap())
+        b.iter(|| {
+            fab_benches::on_worker(|| target.log_prob_and_grad(z.view(), grad.view_mut()).unwrap())
+        })
     });
 }
 

@@ -23,7 +23,9 @@ fn fab_iteration(c: &mut Criterion) {
     let mut trainer = Trainer::new(TrainConfig::default(), &flow).unwrap();
     trainer.fill_buffer(&flow, &mut ais, &target).unwrap();
     c.bench_function("fab_iteration_gmm_paper_f64_batch128", |b| {
-        b.iter(|| trainer.iteration(&mut flow, &mut ais, &target).unwrap())
+        b.iter(|| {
+            fab_benches::on_worker(|| trainer.iteration(&mut flow, &mut ais, &target).unwrap())
+        })
     });
 }
 
@@ -66,7 +68,9 @@ fn fab_iteration_fab_jax(c: &mut Criterion) {
     let mut trainer = Trainer::new(training, &flow).unwrap();
     trainer.fill_buffer(&flow, &mut ais, &target).unwrap();
     c.bench_function("fab_iteration_gmm_fab_jax_v0_f32_batch200", |b| {
-        b.iter(|| trainer.iteration(&mut flow, &mut ais, &target).unwrap())
+        b.iter(|| {
+            fab_benches::on_worker(|| trainer.iteration(&mut flow, &mut ais, &target).unwrap())
+        })
     });
 }
 
@@ -82,18 +86,26 @@ fn flow_passes(c: &mut Criterion) {
             &format!("realnvp15_{tag}_forward_backward_params_batch128"),
             |b| {
                 b.iter(|| {
-                    flow.weighted_nll_grad(x.view(), &mut |_| coeff.clone())
-                        .unwrap()
+                    fab_benches::on_worker(|| {
+                        flow.weighted_nll_grad(x.view(), &mut |_| coeff.clone())
+                            .unwrap()
+                    })
                 })
             },
         );
         let mut grad = ndarray::Array2::zeros((128, 2));
         c.bench_function(
             &format!("realnvp15_{tag}_log_prob_and_input_grad_batch128"),
-            |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
+            |b| {
+                b.iter(|| {
+                    fab_benches::on_worker(|| {
+                        flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()
+                    })
+                })
+            },
         );
         c.bench_function(&format!("realnvp15_{tag}_sample_batch128"), |b| {
-            b.iter(|| flow.sample(128, &mut rng).unwrap())
+            b.iter(|| fab_benches::on_worker(|| flow.sample(128, &mut rng).unwrap()))
         });
     }
 }

@@ -71,7 +71,9 @@ fn fab_iteration(c: &mut Criterion) {
     let mut trainer = Trainer::new(config, &flow).unwrap();
     trainer.fill_buffer(&flow, &mut ais, &target).unwrap();
     c.bench_function("fab_iteration_many_well32_fab_jax_f32_batch1024", |b| {
-        b.iter(|| trainer.iteration(&mut flow, &mut ais, &target).unwrap())
+        b.iter(|| {
+            fab_benches::on_worker(|| trainer.iteration(&mut flow, &mut ais, &target).unwrap())
+        })
     });
 }
 
@@ -82,15 +84,23 @@ fn flow_passes(c: &mut Criterion) {
         let mut grad = ndarray::Array2::zeros((BATCH, 32));
         c.bench_function(
             &format!("realnvp16x128_f32_{tag}_log_prob_and_input_grad_batch1024"),
-            |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
+            |b| {
+                b.iter(|| {
+                    fab_benches::on_worker(|| {
+                        flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()
+                    })
+                })
+            },
         );
         let coeff = ndarray::Array1::from_elem(BATCH, 1.0 / BATCH as f64);
         c.bench_function(
             &format!("realnvp16x128_f32_{tag}_forward_backward_params_batch1024"),
             |b| {
                 b.iter(|| {
-                    flow.weighted_nll_grad(x.view(), &mut |_| coeff.clone())
-                        .unwrap()
+                    fab_benches::on_worker(|| {
+                        flow.weighted_nll_grad(x.view(), &mut |_| coeff.clone())
+                            .unwrap()
+                    })
                 })
             },
         );

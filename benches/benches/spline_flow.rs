@@ -50,15 +50,23 @@ where
         &format!("alanine_spline_flow_{tag}_forward_backward_params_batch1024"),
         |b| {
             b.iter(|| {
-                flow.weighted_nll_grad(x.view(), &mut |_| coeff.clone())
-                    .unwrap()
+                fab_benches::on_worker(|| {
+                    flow.weighted_nll_grad(x.view(), &mut |_| coeff.clone())
+                        .unwrap()
+                })
             })
         },
     );
     let mut grad = ndarray::Array2::zeros((1024, 60));
     c.bench_function(
         &format!("alanine_spline_flow_{tag}_log_prob_and_input_grad_batch1024"),
-        |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
+        |b| {
+            b.iter(|| {
+                fab_benches::on_worker(|| {
+                    flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()
+                })
+            })
+        },
     );
 }
 
@@ -75,13 +83,25 @@ fn quick_spline_flow(c: &mut Criterion) {
     let mut grad = ndarray::Array2::zeros((256, 60));
     c.bench_function(
         "alanine_quick_spline_flow_f64_log_prob_and_input_grad_batch256",
-        |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
+        |b| {
+            b.iter(|| {
+                fab_benches::on_worker(|| {
+                    flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()
+                })
+            })
+        },
     );
     for (engine, tag) in [(Engine::Fused, "f32"), (Engine::Reference, "f32_reference")] {
         let flow = alanine_flow::<f32>(8, 64, engine);
         c.bench_function(
             &format!("alanine_quick_spline_flow_{tag}_log_prob_and_input_grad_batch256"),
-            |b| b.iter(|| flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()),
+            |b| {
+                b.iter(|| {
+                    fab_benches::on_worker(|| {
+                        flow.log_prob_and_grad(x.view(), grad.view_mut()).unwrap()
+                    })
+                })
+            },
         );
     }
 }

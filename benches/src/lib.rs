@@ -15,3 +15,10 @@ pub fn off_identity<F: Flow>(mut flow: F) -> F {
         .expect("the flow's own parameter layout");
     flow
 }
+
+/// Runs `work` on a worker of rayon's global pool (as `fab` runs its commands): with
+/// `RAYON_NUM_THREADS=1` the parallel loops inside then run inline instead of being handed from
+/// criterion's thread to a sleeping worker and back.
+pub fn on_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}

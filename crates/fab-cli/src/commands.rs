@@ -34,7 +34,13 @@ pub fn train(
         })?;
         config.training.validate().context("--loss")?;
     }
-    set_threads(&config);
+    in_pool(config.threads, || {
+        train_in_pool(config_path, config, resume)
+    })
+}
+
+/// `fab train` once the config is loaded, on the run's thread pool.
+fn train_in_pool(config_path: &Path, config: RunConfig, resume: bool) -> Result<()> {
     let run_dir = config.output.dir.clone();
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
@@ -170,7 +176,6 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// Sizes rayon's global pool (used by the targets and by dfdx's GEMM) once per process.
 /// `fab bench`: times FAB iterations of a config and prints ms per iteration with time shares,
 /// then the report as one JSON line.
 pub fn bench(
@@ -183,7 +188,18 @@ pub fn bench(
     if threads.is_some() {
         config.threads = threads;
     }
-    set_threads(&config);
+    in_pool(config.threads, || {
+        bench_in_pool(config_path, &config, iterations, warmup)
+    })
+}
+
+/// `fab bench` once the config is loaded, on the run's thread pool.
+fn bench_in_pool(
+    config_path: &Path,
+    config: &RunConfig,
+    iterations: usize,
+    warmup: usize,
+) -> Result<()> {
     let mut parts = Components::build(&config)?;
     let mut trainer = parts.trainer(&config)?;
     eprintln!(
@@ -210,20 +226,27 @@ pub fn bench(
     Ok(())
 }
 
-/// Sizes the global rayon pool from the config (`threads: None` leaves rayon's default).
-pub fn set_threads(config: &RunConfig) {
-    if let Some(n) = config.threads {
-        // Fails only if the pool was already built, in which case the first setting stays.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
-            .build_global();
-    }
+/// Runs a command's `work` on a rayon pool of `threads` workers (`None`: one per core). The
+/// command itself runs on a pool thread, not only its parallel loops: with one thread every
+/// parallel loop then runs inline instead of being handed to a sleeping worker and back.
+pub fn in_pool<T: Send>(
+    threads: Option<usize>,
+    work: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.map_or(0, |n| n.max(1)))
+        .build()
+        .context("cannot start the worker threads")?;
+    pool.install(work)
 }
 
-fn load_trained(run: &Path, checkpoint: Option<&PathBuf>) -> Result<(RunConfig, Components)> {
-    let config = load_run_config(run)?;
-    set_threads(&config);
-    let mut parts = Components::build(&config)?;
+/// The components of a trained run with its checkpoint (or `checkpoint`) loaded.
+fn load_trained(
+    run: &Path,
+    config: &RunConfig,
+    checkpoint: Option<&PathBuf>,
+) -> Result<Components> {
+    let mut parts = Components::build(config)?;
     let path = checkpoint_path(run, checkpoint);
     if !path.exists() {
         bail!(
@@ -232,7 +255,7 @@ fn load_trained(run: &Path, checkpoint: Option<&PathBuf>) -> Result<(RunConfig, 
         );
     }
     parts.load_checkpoint(&path)?;
-    Ok((config, parts))
+    Ok(parts)
 }
 
 /// `fab eval`: writes eval.json and samples.png into the run directory.
@@ -243,7 +266,22 @@ pub fn eval(
     seed: u64,
     ground_truth: Option<&Path>,
 ) -> Result<Evaluation> {
-    let (config, mut parts) = load_trained(run, checkpoint)?;
+    let config = load_run_config(run)?;
+    in_pool(config.threads, || {
+        eval_in_pool(run, &config, checkpoint, n_samples, seed, ground_truth)
+    })
+}
+
+/// `fab eval` once the run's config is loaded, on its thread pool.
+fn eval_in_pool(
+    run: &Path,
+    config: &RunConfig,
+    checkpoint: Option<&PathBuf>,
+    n_samples: Option<usize>,
+    seed: u64,
+    ground_truth: Option<&Path>,
+) -> Result<Evaluation> {
+    let mut parts = load_trained(run, config, checkpoint)?;
     let truth = match ground_truth {
         None => None,
         Some(dir) => {
@@ -317,7 +355,15 @@ pub fn sample(
     if n == 0 {
         bail!("-n must be at least 1");
     }
-    let (_, mut parts) = load_trained(run, checkpoint)?;
+    let config = load_run_config(run)?;
+    in_pool(config.threads, || {
+        let parts = load_trained(run, &config, checkpoint)?;
+        write_samples(parts, n, out, ais, seed)
+    })
+}
+
+/// `fab sample` with the run loaded: draws the samples and writes them to `out`.
+fn write_samples(mut parts: Components, n: usize, out: &Path, ais: bool, seed: u64) -> Result<()> {
     let mut rng = fab_core::rng::seeded(seed);
     // Flow samples need no AIS run: their weights are log p − log q.
     let (x, log_w) = if ais {

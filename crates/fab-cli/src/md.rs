@@ -79,7 +79,6 @@ pub fn md(
     let config = RunConfig::load(config_path)?;
     let md = ground_truth_config(&config, length_ps)
         .with_context(|| format!("invalid config {}", config_path.display()))?;
-    crate::commands::set_threads(&config);
     let out = out.unwrap_or_else(|| config.output.dir.join("ground-truth"));
     if reuse && is_cached(&md, &out) {
         eprintln!(
@@ -88,7 +87,7 @@ pub fn md(
         );
         return Ok(());
     }
-    run(&md, &out)
+    crate::commands::in_pool(config.threads, || run(&md, &out))
 }
 
 /// Convergence check (spec aldp-target.md §7.3): KL(first half ‖ second half) of the φ, ψ and

@@ -211,13 +211,15 @@ impl Adam {
         let lr = self.lr_at(self.t);
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
         let bc2 = 1.0 - c.beta2.powi(self.t as i32);
-        for i in 0..params.len() {
-            let g = grad[i] + c.weight_decay * params[i];
-            self.m[i] = c.beta1 * self.m[i] + (1.0 - c.beta1) * g;
-            self.v[i] = c.beta2 * self.v[i] + (1.0 - c.beta2) * g * g;
-            let m_hat = self.m[i] / bc1;
-            let v_hat = self.v[i] / bc2;
-            params[i] -= lr * m_hat / (v_hat.sqrt() + c.eps);
+        // Zipped slices (no index checks) so the loop runs on SIMD lanes, divisions included.
+        let moments = self.m.iter_mut().zip(self.v.iter_mut());
+        for ((p, &g), (m, v)) in params.iter_mut().zip(grad.iter()).zip(moments) {
+            let g = g + c.weight_decay * *p;
+            *m = c.beta1 * *m + (1.0 - c.beta1) * g;
+            *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
+            let m_hat = *m / bc1;
+            let v_hat = *v / bc2;
+            *p -= lr * m_hat / (v_hat.sqrt() + c.eps);
         }
         (norm, true)
     }
