@@ -200,8 +200,8 @@ fn bench_in_pool(
     iterations: usize,
     warmup: usize,
 ) -> Result<()> {
-    let mut parts = Components::build(&config)?;
-    let mut trainer = parts.trainer(&config)?;
+    let mut parts = Components::build(config)?;
+    let mut trainer = parts.trainer(config)?;
     eprintln!(
         "benchmarking {} ({} flow parameters): filling the buffer, {warmup} warm-up and {iterations} timed iterations",
         config_path.display(),
