@@ -44,6 +44,9 @@ fn train_in_pool(config_path: &Path, config: RunConfig, resume: bool) -> Result<
     let run_dir = config.output.dir.clone();
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+    // Held until training ends: a second `fab train` on this directory is refused.
+    let _lock = crate::run_dir::lock(&run_dir)?;
+    fab_core::checkpoint::remove_partial_files(&run_dir)?;
     let ck_path = run_dir.join(CHECKPOINT_FILE);
 
     let mut parts = Components::build(&config)?;
@@ -53,6 +56,9 @@ fn train_in_pool(config_path: &Path, config: RunConfig, resume: bool) -> Result<
             bail!("--resume: no checkpoint at {}", ck_path.display());
         }
         let ck = Checkpoint::read(&ck_path)?;
+        config
+            .check_matches_checkpoint(&ck)
+            .with_context(|| format!("--resume with config {}", config_path.display()))?;
         trainer
             .restore(&mut *parts.flow, &mut parts.ais, &ck)
             .with_context(|| {
@@ -62,6 +68,7 @@ fn train_in_pool(config_path: &Path, config: RunConfig, resume: bool) -> Result<
                     config_path.display()
                 )
             })?;
+        crate::run_dir::cut_logs(&run_dir, trainer.iteration)?;
         eprintln!(
             "resuming {} at iteration {}",
             run_dir.display(),
@@ -254,7 +261,7 @@ fn load_trained(
             path.display()
         );
     }
-    parts.load_checkpoint(&path)?;
+    parts.load_checkpoint(&path, config)?;
     Ok(parts)
 }
 

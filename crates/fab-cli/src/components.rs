@@ -44,14 +44,16 @@ impl Components {
         Ok(Trainer::new(training, &*self.flow)?)
     }
 
-    /// Restores flow parameters and AIS step sizes from a checkpoint (for eval/sample).
-    pub fn load_checkpoint(&mut self, path: &Path) -> Result<Checkpoint> {
+    /// Restores flow parameters and AIS step sizes from the checkpoint at `path` (for eval and
+    /// sample), after checking that it was written by a run of `config`.
+    pub fn load_checkpoint(&mut self, path: &Path, config: &RunConfig) -> Result<Checkpoint> {
         let ck = Checkpoint::read(path)?;
+        config.check_matches_checkpoint(&ck)?;
         load_flow(&mut *self.flow, &ck)?;
         use fab_core::AnnealedSampler;
         let n = self.ais.step_sizes().len();
         let steps: Vec<f64> = ck
-            .tensor("sampler.step_sizes", &[n])?
+            .finite_tensor("sampler.step_sizes", &[n])?
             .iter()
             .copied()
             .collect();

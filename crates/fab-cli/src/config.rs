@@ -1,12 +1,14 @@
 //! Run configuration: one RON file with a section per crate (target, flow, ais, training,
 //! evaluation, output). Unknown keys are errors; missing keys take the paper's GMM defaults.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use fab_ais::AisConfig;
+use fab_core::checkpoint::Checkpoint;
 use fab_core::metrics::EvalConfig;
 use fab_core::train::TrainConfig;
 use fab_flows::{FlowConfig, RealNvpConfig};
@@ -119,12 +121,87 @@ impl RunConfig {
         Self::parse(&text, path)
     }
 
+    /// The settings in which `other` differs from this config and that shape the trained model
+    /// (everything but [`FREE_TO_CHANGE`]), each as "path: this value ≠ other value".
+    pub fn shaping_differences(&self, other: &RunConfig) -> Result<Vec<String>> {
+        let mut mine = BTreeMap::new();
+        let mut theirs = BTreeMap::new();
+        flatten("", &serde_json::to_value(self)?, &mut mine);
+        flatten("", &serde_json::to_value(other)?, &mut theirs);
+        let free = |path: &str| {
+            FREE_TO_CHANGE
+                .iter()
+                .any(|f| path == *f || path.starts_with(&format!("{f}.")))
+        };
+        let paths: BTreeSet<&String> = mine.keys().chain(theirs.keys()).collect();
+        let missing = "(absent)".to_string();
+        Ok(paths
+            .into_iter()
+            .filter(|p| !free(p) && mine.get(*p) != theirs.get(*p))
+            .map(|p| {
+                let a = mine.get(p).unwrap_or(&missing);
+                let b = theirs.get(p).unwrap_or(&missing);
+                format!("{p}: {a} ≠ {b}")
+            })
+            .collect())
+    }
+
+    /// Checks that the config stored in checkpoint `ck` (by `fab train`) describes the same model
+    /// and training as this one; the error names the file and every differing setting.
+    pub fn check_matches_checkpoint(&self, ck: &Checkpoint) -> Result<()> {
+        let stored = RunConfig::parse(ck.meta("config")?, &ck.path)
+            .with_context(|| format!("the run config stored in {}", ck.path.display()))?;
+        let diffs = stored.shaping_differences(self)?;
+        if !diffs.is_empty() {
+            anyhow::bail!(
+                "{} was written by a run with other settings (checkpoint ≠ this config):\n  {}\n\
+                 use that run's own config, or train into a new output.dir",
+                ck.path.display(),
+                diffs.join("\n  ")
+            );
+        }
+        Ok(())
+    }
+
     /// The configuration as pretty RON (saved next to the results).
     pub fn to_ron(&self) -> Result<String> {
         Ok(ron::ser::to_string_pretty(
             self,
             ron::ser::PrettyConfig::default(),
         )?)
+    }
+}
+
+/// Settings that may change between a checkpoint and the run that resumes or evaluates it:
+/// where and how often the run writes, how it is evaluated, its thread count and its length.
+pub const FREE_TO_CHANGE: [&str; 4] = ["output", "eval", "threads", "training.iterations"];
+
+/// Every leaf of `value` under its dotted path (`flow.SplineCoupling.n_layers`).
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    let join = |key: &str| {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                flatten(&join(k), v, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&join(&i.to_string()), v, out);
+            }
+            if items.is_empty() {
+                out.insert(prefix.to_string(), "[]".into());
+            }
+        }
+        leaf => {
+            out.insert(prefix.to_string(), leaf.to_string());
+        }
     }
 }
 

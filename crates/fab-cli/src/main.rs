@@ -17,6 +17,7 @@ mod config;
 mod md;
 mod observer;
 mod plot;
+mod run_dir;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

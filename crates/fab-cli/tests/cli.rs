@@ -113,6 +113,13 @@ fn train_writes_results_and_resume_reproduces_an_uninterrupted_run() {
     assert!(fab(&["train", "--config", cfg_b3.to_str().unwrap()])
         .status
         .success());
+    // As if the first session had been killed after logging past its checkpoint (iteration 3)
+    // and while writing a row, and while writing a checkpoint.
+    let mut torn = std::fs::read_to_string(b.join("metrics.csv")).unwrap();
+    let row4 = torn.lines().last().unwrap().replacen('3', "4", 1);
+    torn.push_str(&format!("{row4}\n5,0.1,"));
+    std::fs::write(b.join("metrics.csv"), torn).unwrap();
+    std::fs::write(b.join(".checkpoint-x1y2z3.partial"), b"half a checkpoint").unwrap();
     let cfg_b6 = write_config(tmp.path(), "b6.ron", &tiny_config(&b, 6, 2));
     let out = fab(&["train", "--config", cfg_b6.to_str().unwrap(), "--resume"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -120,8 +127,18 @@ fn train_writes_results_and_resume_reproduces_an_uninterrupted_run() {
         flow_tensors(&a.join("checkpoint.safetensors")),
         flow_tensors(&b.join("checkpoint.safetensors"))
     );
+    assert!(!b.join(".checkpoint-x1y2z3.partial").exists());
     let metrics_b = std::fs::read_to_string(b.join("metrics.csv")).unwrap();
-    assert_eq!(metrics_b.lines().count(), 7, "resumed metrics are appended");
+    let iterations: Vec<&str> = metrics_b
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        iterations,
+        ["1", "2", "3", "4", "5", "6"],
+        "resumed metrics continue from the checkpoint: {metrics_b}"
+    );
 
     // eval and sample work on the run.
     let out = fab(&["eval", "--run", a.to_str().unwrap(), "--n-samples", "100"]);
@@ -226,10 +243,50 @@ fn missing_corrupt_and_foreign_checkpoints_are_rejected_clearly() {
         &fab(&["eval", "--run", other.to_str().unwrap()]),
         &[
             "checkpoint.safetensors",
-            "flow.layer0.hidden0.w",
-            "[1, 4]",
-            "[1, 6]",
+            "other settings",
+            "flow.RealNvp.hidden_units_per_dim: 2 ≠ 3",
         ],
+    );
+    // --resume with the config of another target names the settings that differ.
+    let many_well = tiny_config(&run, 4, 2).replace("target: Gmm40", "target: ManyWell(dim: 2)");
+    let cfg_mw = write_config(tmp.path(), "mw.ron", &many_well);
+    assert_clean_failure(
+        &fab(&["train", "--config", cfg_mw.to_str().unwrap(), "--resume"]),
+        &["mw.ron", "checkpoint.safetensors", "target"],
+    );
+    // A flipped byte in the tensor data fails the checksum.
+    let flipped = tmp.path().join("flipped.safetensors");
+    let mut bad = bytes.clone();
+    let at = bad.len() - 5;
+    bad[at] ^= 0x04;
+    std::fs::write(&flipped, &bad).unwrap();
+    assert_clean_failure(
+        &fab(&[
+            "eval",
+            "--run",
+            run.to_str().unwrap(),
+            "--checkpoint",
+            flipped.to_str().unwrap(),
+        ]),
+        &["flipped.safetensors", "checksum", "damaged"],
+    );
+    // A NaN weight (in a well-formed file with a valid checksum) is refused by name.
+    let mut nan = Checkpoint::read(&ck).unwrap();
+    let name = "flow.layer0.hidden0.b";
+    let mut values: Vec<f64> = nan.tensor1(name).unwrap().to_vec();
+    values[1] = f64::NAN;
+    nan.put_tensor(name, &[values.len()], values).unwrap();
+    let nan_path = tmp.path().join("nan.safetensors");
+    nan.write_atomic(&nan_path).unwrap();
+    assert_clean_failure(
+        &fab(&[
+            "eval",
+            "--run",
+            run.to_str().unwrap(),
+            "--checkpoint",
+            nan_path.to_str().unwrap(),
+        ]),
+        &["nan.safetensors", name, "finite"],
     );
     // --resume with no checkpoint.
     let fresh = tmp.path().join("fresh");

@@ -571,8 +571,8 @@ impl Trainer {
     ) -> Result<()> {
         load_flow(flow, ck)?;
         let n = self.adam.m.len();
-        self.adam.m = ck.tensor("adam.m", &[n])?.iter().copied().collect();
-        self.adam.v = ck.tensor("adam.v", &[n])?.iter().copied().collect();
+        self.adam.m = ck.finite_tensor("adam.m", &[n])?.iter().copied().collect();
+        self.adam.v = ck.finite_tensor("adam.v", &[n])?.iter().copied().collect();
         let w = self.adam.grad_norms.len();
         if w > 0 && ck.has_tensor("adam.grad_norms") {
             let norms = ck.tensor("adam.grad_norms", &[w])?;
@@ -583,7 +583,7 @@ impl Trainer {
         }
         let n_steps = sampler.step_sizes().len();
         let steps: Vec<f64> = ck
-            .tensor("sampler.step_sizes", &[n_steps])?
+            .finite_tensor("sampler.step_sizes", &[n_steps])?
             .iter()
             .copied()
             .collect();
@@ -613,7 +613,11 @@ impl Trainer {
 pub fn load_flow(flow: &mut dyn Flow, ck: &Checkpoint) -> Result<()> {
     let mut params = Vec::new();
     for (name, shape) in flow.param_layout() {
-        params.extend(ck.tensor(&format!("flow.{name}"), &shape)?.iter().copied());
+        params.extend(
+            ck.finite_tensor(&format!("flow.{name}"), &shape)?
+                .iter()
+                .copied(),
+        );
     }
     flow.set_params(&params)
 }
