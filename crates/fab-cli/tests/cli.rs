@@ -385,3 +385,39 @@ fn bench_reports_iteration_time_and_shares_that_add_up() {
         &["iterations"],
     );
 }
+
+#[test]
+fn a_seed_gives_the_same_run_on_one_two_and_three_threads() {
+    // Batches of 300 split into row chunks (per thread for log q and HMC's gradient, by batch
+    // size for the parameter gradient); f32 flow, HMC and the buffer all take part.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut tensors = Vec::new();
+    for threads in [1, 2, 3] {
+        let run = tmp.path().join(format!("t{threads}"));
+        let text = tiny_config(&run, 4, 2)
+            .replace("init_seed: 3)", "init_seed: 3, precision: F32)")
+            .replace(
+                "kernel: Metropolis(n_steps: 1), init_step_size: 5.0",
+                "kernel: Hmc(n_leapfrog: 2, max_grad: 1000.0), init_step_size: 0.5",
+            )
+            .replace("batch_size: 32", "batch_size: 300")
+            .replace(
+                "min_length: 128, max_length: 512",
+                "min_length: 600, max_length: 2400",
+            )
+            .replace("n_evals: 1", "n_evals: 0")
+            .replace(
+                "checkpoint_every: 2),",
+                &format!("checkpoint_every: 2),\n    threads: Some({threads}),"),
+            );
+        let cfg = write_config(tmp.path(), &format!("t{threads}.ron"), &text);
+        let out = fab(&["train", "--config", cfg.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let ck = Checkpoint::read(&run.join("checkpoint.safetensors")).unwrap();
+        let mut all = flow_tensors(&run.join("checkpoint.safetensors"));
+        all.extend(ck.tensor1("buffer.log_w").unwrap());
+        tensors.push(all);
+    }
+    assert_eq!(tensors[0], tensors[1], "1 vs 2 threads");
+    assert_eq!(tensors[0], tensors[2], "1 vs 3 threads");
+}

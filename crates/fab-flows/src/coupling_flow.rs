@@ -530,35 +530,70 @@ where
         out
     }
 
-    /// [`Flow::weighted_nll_grad`] over row chunks on the rayon threads. The coefficients need
-    /// log q of the whole batch, so log q is first evaluated without a tape (parallel, about a
-    /// third of the cost of a taped pass), then each chunk runs its own taped pass and backward
-    /// with its slice of the coefficients, and the chunk gradients of −Σ c log q / n are summed.
+    /// [`Flow::weighted_nll_grad`] over row chunks: the gradient of −Σ c log q / n is summed
+    /// over chunks in chunk order. The chunks depend on the batch size alone
+    /// ([`grad_chunk_count`]) and both schedules below give the same bits (a taped and an untaped
+    /// pass compute log q alike), so training is the same on any number of threads.
+    ///
+    /// The coefficients need log q of the whole batch first. On one thread each chunk's taped
+    /// pass is kept until they are known (dfdx tapes cannot move between threads); on several,
+    /// log q is first evaluated without a tape (about a third of a taped pass) and each chunk
+    /// then runs its taped pass and backward on its own thread.
     fn weighted_nll_grad_chunked(
         &self,
         x: ArrayView2<f64>,
         coeff: &mut dyn FnMut(ArrayView1<f64>) -> Array1<f64>,
     ) -> Result<WeightedGrad> {
         let n = x.nrows();
-        let log_q = self.log_prob(x)?;
-        let coefficients = coeff(log_q.view());
-        if coefficients.len() != n {
-            return Err(FabError::shape("loss coefficients", n, coefficients.len()));
-        }
-        let size = n.div_ceil(chunk_count(n));
-        let chunks: Vec<(ArrayView2<f64>, ArrayView1<f64>)> = x
-            .axis_chunks_iter(ndarray::Axis(0), size)
-            .zip(coefficients.axis_chunks_iter(ndarray::Axis(0), size))
-            .collect();
-        let parts: Vec<(f64, Vec<f64>)> = chunks
-            .into_par_iter()
-            .map(|(x, c)| {
-                let lq = self.log_q(self.to_tensor(x).leaky_trace(), ParamGrads::Accumulate);
-                let c: V<E> = self.dev.tensor_from_vec(narrow(c), (x.nrows(),));
-                let loss = (lq * c).sum::<(), _>() * E::of(-1.0 / n as f64);
-                (loss.array().wide(), self.flat_grad(&loss.backward()))
-            })
-            .collect();
+        let size = n.div_ceil(grad_chunk_count(n));
+        let chunks: Vec<ArrayView2<f64>> = x.axis_chunks_iter(ndarray::Axis(0), size).collect();
+        let scale = E::of(-1.0 / n as f64);
+        let chunk_loss = |lq: V<E, OwnedTape<E, Cpu>>, c: ArrayView1<f64>| {
+            let c: V<E> = self.dev.tensor_from_vec(narrow(c), (c.len(),));
+            let loss = (lq * c).sum::<(), _>() * scale;
+            (loss.array().wide(), self.flat_grad(&loss.backward()))
+        };
+        let check = |c: &Array1<f64>| {
+            if c.len() == n {
+                Ok(())
+            } else {
+                Err(FabError::shape("loss coefficients", n, c.len()))
+            }
+        };
+        let (log_q, coefficients, parts) = if rayon::current_num_threads() == 1 || chunks.len() == 1
+        {
+            let taped: Vec<_> = chunks
+                .iter()
+                .map(|x| self.log_q(self.to_tensor(*x).leaky_trace(), ParamGrads::Accumulate))
+                .collect();
+            let log_q: Array1<f64> = taped.iter().flat_map(|lq| widen(host(lq))).collect();
+            let coefficients = coeff(log_q.view());
+            check(&coefficients)?;
+            let parts: Vec<(f64, Vec<f64>)> = taped
+                .into_iter()
+                .zip(coefficients.axis_chunks_iter(ndarray::Axis(0), size))
+                .map(|(lq, c)| chunk_loss(lq, c))
+                .collect();
+            (log_q, coefficients, parts)
+        } else {
+            let log_q = self.log_prob_chunks(&chunks);
+            let coefficients = coeff(log_q.view());
+            check(&coefficients)?;
+            let c_chunks: Vec<ArrayView1<f64>> = coefficients
+                .axis_chunks_iter(ndarray::Axis(0), size)
+                .collect();
+            let parts: Vec<(f64, Vec<f64>)> = chunks
+                .into_par_iter()
+                .zip(c_chunks)
+                .map(|(x, c)| {
+                    chunk_loss(
+                        self.log_q(self.to_tensor(x).leaky_trace(), ParamGrads::Accumulate),
+                        c,
+                    )
+                })
+                .collect();
+            (log_q, coefficients, parts)
+        };
         let mut loss = 0.0;
         let mut grad = vec![0.0; parts.first().map_or(0, |(_, g)| g.len())];
         for (l, g) in parts {
@@ -571,6 +606,15 @@ where
             loss,
             grad,
         })
+    }
+
+    /// log q of the rows of `chunks`, one untaped pass per chunk on the rayon threads, in order.
+    fn log_prob_chunks(&self, chunks: &[ArrayView2<f64>]) -> Array1<f64> {
+        let parts: Vec<Vec<f64>> = chunks
+            .par_iter()
+            .map(|x| widen(host(&self.log_q(self.to_tensor(*x), ParamGrads::Skip))))
+            .collect();
+        parts.into_iter().flatten().collect()
     }
 
     /// Flat gradient of all parameters, in [`Flow::params`] order.
@@ -650,6 +694,17 @@ fn chunk_count(n: usize) -> usize {
     rayon::current_num_threads().min(n / MIN_CHUNK_ROWS).max(1)
 }
 
+/// Rows per chunk of a parameter-gradient sum, at most.
+const GRAD_CHUNK_ROWS: usize = 128;
+
+/// How many chunks the parameter gradient of a batch of `n` rows is summed over: a function of
+/// `n` only, because each chunk's gradient (a GEMM over its rows) rounds differently when the
+/// rows are split differently. Per-row results (log q, ∇ₓ log q) do not depend on the chunking,
+/// so [`chunk_count`] may follow the thread count. (One chunk is one taped pass over the batch.)
+fn grad_chunk_count(n: usize) -> usize {
+    n.div_ceil(GRAD_CHUNK_ROWS).max(1)
+}
+
 /// Work on one row chunk: (rows, their log q, their gradient rows if asked).
 type RowChunkFn<'a> =
     dyn Fn(ArrayView2<f64>, ArrayViewMut1<f64>, Option<ArrayViewMut2<f64>>) + Sync + 'a;
@@ -710,25 +765,7 @@ where
                 "the batch is empty",
             ));
         }
-        if chunk_count(n) > 1 {
-            return self.weighted_nll_grad_chunked(x, coeff);
-        }
-        let lq = self.log_q(self.to_tensor(x).leaky_trace(), ParamGrads::Accumulate);
-        let log_q = Array1::from(widen(host(&lq)));
-        let coefficients = coeff(log_q.view());
-        if coefficients.len() != n {
-            return Err(FabError::shape("loss coefficients", n, coefficients.len()));
-        }
-        let c: V<E> = self.dev.tensor_from_vec(narrow(coefficients.view()), (n,));
-        let loss = (lq * c).mean::<(), _>().negate();
-        let loss_value = loss.array().wide();
-        let grad = self.flat_grad(&loss.backward());
-        Ok(WeightedGrad {
-            log_q,
-            coefficients,
-            loss: loss_value,
-            grad,
-        })
+        self.weighted_nll_grad_chunked(x, coeff)
     }
 
     fn reparam_grad(
