@@ -56,6 +56,18 @@ impl GroundTruth {
                 dir.display()
             );
         }
+        let summary_path = dir.join(MD_SUMMARY);
+        let summary: serde_json::Value = std::fs::read_to_string(&summary_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .with_context(|| format!("{} is unreadable", summary_path.display()))?;
+        if summary["complete"] != serde_json::Value::Bool(true) {
+            bail!(
+                "{} is not a complete ground truth ({}); rerun `fab md`",
+                dir.display(),
+                summary["check"].as_str().unwrap_or("stopped early")
+            );
+        }
         let z = read_npy2(&dir.join("frames_z.npy"), 60)?;
         let phi_psi = read_npy2(&dir.join("phi_psi.npy"), 2)?;
         if z.nrows() != phi_psi.nrows() {

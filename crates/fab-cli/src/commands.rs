@@ -288,7 +288,6 @@ fn eval_in_pool(
     seed: u64,
     ground_truth: Option<&Path>,
 ) -> Result<Evaluation> {
-    let mut parts = load_trained(run, config, checkpoint)?;
     let truth = match ground_truth {
         None => None,
         Some(dir) => {
@@ -297,14 +296,15 @@ fn eval_in_pool(
                 fab_targets::TargetConfig::AlanineDipeptide(_)
             ) {
                 bail!(
-                    "--ground-truth is for alanine-dipeptide runs; {} trains on {}",
+                    "--ground-truth is for alanine-dipeptide runs; {} trains on {:?}",
                     run.display(),
-                    parts.target.name()
+                    config.target
                 );
             }
             Some(crate::aldp_eval::GroundTruth::load(dir)?)
         }
     };
+    let mut parts = load_trained(run, config, checkpoint)?;
     let eval_config = EvalConfig {
         n_samples: n_samples.unwrap_or(config.eval.n_samples),
         ..config.eval

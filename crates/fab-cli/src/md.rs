@@ -161,7 +161,13 @@ pub fn run(md: &ReplicaExchangeConfig, out: &Path) -> Result<()> {
     });
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
-    let complete = frames.z.nrows() as u64 == n_frames;
+    // Only a run that passes the ground-truth checks is marked complete (and reused).
+    let verdict = if frames.z.nrows() as u64 == n_frames {
+        frames.check(md)
+    } else {
+        Err(format!("stopped early after {} frames", frames.z.nrows()))
+    };
+    let complete = verdict.is_ok();
     write_npy(out, "frames_z.npy", &frames.z)?;
     write_npy(out, "frames_x.npy", &frames.x)?;
     write_npy(out, "phi_psi.npy", &frames.phi_psi)?;
@@ -188,7 +194,9 @@ pub fn run(md: &ReplicaExchangeConfig, out: &Path) -> Result<()> {
     let summary = serde_json::json!({
         "settings": md,
         "complete": complete,
+        "check": verdict.as_ref().err().cloned().unwrap_or_else(|| "passed".into()),
         "frames": frames.z.nrows(),
+        "kinetic_temperature_mean_k": frames.temperature.mean().unwrap_or(f64::NAN),
         "temperatures_k": temps,
         "exchange_acceptance": acceptance,
         "populations": pops,
@@ -211,7 +219,15 @@ pub fn run(md: &ReplicaExchangeConfig, out: &Path) -> Result<()> {
         pops.alpha_r,
         pops.beta,
         acceptance.iter().map(|a| (a * 100.0).round() / 100.0).collect::<Vec<_>>(),
-        if complete { "" } else { " (stopped early)" }
+        if complete { "" } else { " (incomplete)" }
     );
+    if let Err(reason) = verdict {
+        if !stop.load(Ordering::Relaxed) {
+            bail!(
+                "the MD in {} failed its checks and is not marked complete: {reason}",
+                out.display()
+            );
+        }
+    }
     Ok(())
 }

@@ -158,3 +158,71 @@ fn md_needs_an_alanine_config_with_consistent_temperatures() {
     );
     assert!(!err.contains("panicked"));
 }
+
+#[test]
+fn a_blown_up_or_empty_md_is_refused_not_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    // A 20 fs step (20× too large for unconstrained hydrogens) blows the integration up.
+    let text = tiny_config(&run, 4.0)
+        .replace("exchange_interval: 0.1", "dt: 0.02, exchange_interval: 0.1");
+    let config = dir.path().join("hot.ron");
+    std::fs::write(&config, text).unwrap();
+    let gt = dir.path().join("gt");
+    let o = fab(&[
+        "md",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        gt.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("failed its checks"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(gt.join("md.json")).unwrap()).unwrap();
+    assert_eq!(summary["complete"], false);
+    // Neither reused nor accepted as ground truth.
+    let o = fab(&[
+        "md",
+        "--reuse",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        gt.to_str().unwrap(),
+    ]);
+    assert!(!stderr(&o).contains("reusing"), "{}", stderr(&o));
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("config.ron"), tiny_config(&run, 4.0)).unwrap();
+    let o = fab(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--ground-truth",
+        gt.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("not a complete ground truth"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A save interval longer than the run would save no frame: refused before running.
+    let text = tiny_config(&run, 4.0).replace("save_interval: 0.2", "save_interval: 10.0");
+    std::fs::write(&config, text).unwrap();
+    let o = fab(&[
+        "md",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        gt.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("save_interval") && err.contains("no frame"),
+        "{err}"
+    );
+}

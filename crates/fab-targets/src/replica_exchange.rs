@@ -81,6 +81,11 @@ impl ReplicaExchangeConfig {
         ((interval / self.dt).round() as usize).max(1)
     }
 
+    /// Frames a run saves: length / save_interval, rounded.
+    pub fn n_frames(&self) -> usize {
+        (self.length / self.save_interval).round() as usize
+    }
+
     /// Checks that the settings describe a run; the message names the field.
     #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN must fail the check
     pub fn validate(&self) -> Result<(), String> {
@@ -101,6 +106,18 @@ impl ReplicaExchangeConfig {
             return Err(format!(
                 "t_max ({}) must be ≥ t_min ({})",
                 self.t_max, self.t_min
+            ));
+        }
+        if self.n_frames() == 0 {
+            return Err(format!(
+                "save_interval ({} ps) is longer than the run (length {} ps): no frame would be saved",
+                self.save_interval, self.length
+            ));
+        }
+        if self.dt > self.save_interval || self.dt > self.exchange_interval {
+            return Err(format!(
+                "dt ({} ps) must not exceed save_interval ({}) or exchange_interval ({})",
+                self.dt, self.save_interval, self.exchange_interval
             ));
         }
         if self.n_replicas == 0 {

@@ -26,6 +26,56 @@ pub struct Frames {
     pub phi_psi: Array2<f64>,
     /// Potential energies (kJ/mol).
     pub energy: Array1<f64>,
+    /// Instantaneous kinetic temperature of the replica at each frame (K): 2·KE / (3N·R).
+    pub temperature: Array1<f64>,
+}
+
+impl Frames {
+    /// Checks that a finished run is usable as ground truth before anyone relies on it: `n`
+    /// frames as asked, every value finite, the mean kinetic temperature at the target within
+    /// max(5 %, 4 SE) (one frame's kinetic temperature spreads by √(2/3N) ≈ 17 %), and no drift
+    /// of the mean potential energy between the two halves beyond 3 standard deviations of U.
+    /// A blown-up integration (too large a time step) fails the first three.
+    pub fn check(&self, config: &ReplicaExchangeConfig) -> Result<(), String> {
+        let n = self.energy.len();
+        let want = config.n_frames();
+        if n != want {
+            return Err(format!("{n} frames, {want} asked for"));
+        }
+        if n == 0 {
+            return Err("no frames".into());
+        }
+        let finite = |v: &f64| v.is_finite();
+        if !self.x.iter().all(finite) || !self.energy.iter().all(finite) {
+            return Err(
+                "non-finite positions or energies: the integration blew up (time step too large?)"
+                    .into(),
+            );
+        }
+        let t_mean = self.temperature.mean().unwrap_or(f64::NAN);
+        let dof = self.x.ncols() as f64;
+        let tolerance = (4.0 * (2.0 / dof).sqrt() / (n as f64).sqrt()).max(0.05);
+        let target = config.t_min;
+        if !((t_mean - target).abs() <= tolerance * target) {
+            return Err(format!(
+                "mean kinetic temperature {t_mean:.1} K, target {target:.1} K ± {:.1}: the integration is unstable (time step too large?) or not thermostatted",
+                tolerance * target
+            ));
+        }
+        let half = n / 2;
+        if half > 0 {
+            let mean = |a: ndarray::ArrayView1<f64>| a.mean().unwrap_or(f64::NAN);
+            let first = mean(self.energy.slice(ndarray::s![..half]));
+            let second = mean(self.energy.slice(ndarray::s![half..]));
+            let std = self.energy.std(0.0);
+            if !((second - first).abs() <= 3.0 * std) {
+                return Err(format!(
+                    "mean potential energy drifts from {first:.1} to {second:.1} kJ/mol between the halves (std {std:.1}): not equilibrated or unstable"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Progress of a run, passed to the caller's callback.
@@ -97,12 +147,14 @@ pub fn replica_exchange(
         config.steps(config.equilibration.max(config.dt)),
         &mut since_exchange,
     );
-    let n_frames = (config.length / config.save_interval).round() as usize;
+    let n_frames = config.n_frames();
+    let masses = &top.masses;
     let transform = InternalCoordinates::alanine_dipeptide();
     let mut x = Array2::zeros((n_frames, 66));
     let mut z = Array2::zeros((n_frames, 60));
     let mut angles = Array2::zeros((n_frames, 2));
     let mut energy = Array1::zeros(n_frames);
+    let mut temperature = Array1::zeros(n_frames);
     let mut saved = 0;
     while saved < n_frames {
         run_for(&mut remd, save_steps, &mut since_exchange);
@@ -117,6 +169,14 @@ pub fn replica_exchange(
         angles[[saved, 0]] = phi;
         angles[[saved, 1]] = psi;
         energy[saved] = state.energy;
+        // Σ m v² in g/mol · nm²/ps² = kJ/mol.
+        let m_v2: f64 = state
+            .v
+            .chunks(3)
+            .zip(masses)
+            .map(|(v, m)| m * (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]))
+            .sum();
+        temperature[saved] = m_v2 / (state.v.len() as f64 * GAS_CONSTANT);
         saved += 1;
         let progress = MdProgress {
             time: saved as f64 * save_steps as f64 * config.dt,
@@ -136,6 +196,7 @@ pub fn replica_exchange(
         z: keep(z),
         phi_psi: keep(angles),
         energy: energy.slice(ndarray::s![..saved]).to_owned(),
+        temperature: temperature.slice(ndarray::s![..saved]).to_owned(),
     };
     (frames, remd.acceptance_rates())
 }
@@ -171,6 +232,18 @@ mod tests {
         // values, SE ≈ 3 kJ/mol, tolerance 10.
         let mean = frames.energy.mean().unwrap();
         assert!((mean + 98.3).abs() < 10.0, "mean energy {mean}");
+        // The run passes the ground-truth checks (kinetic temperature near 300 K, no drift);
+        // the same frames with a corrupted velocity scale or a NaN energy do not.
+        assert_eq!(frames.check(&config), Ok(()));
+        let mut hot = frames.clone();
+        hot.temperature *= 1.3;
+        assert!(hot
+            .check(&config)
+            .unwrap_err()
+            .contains("kinetic temperature"));
+        let mut broken = frames.clone();
+        broken.energy[7] = f64::NAN;
+        assert!(broken.check(&config).unwrap_err().contains("non-finite"));
         // Frames in z reconstruct to the same energy (the transform drops only rigid motions).
         let ff = ForceField::alanine_dipeptide();
         let transform = InternalCoordinates::alanine_dipeptide();
