@@ -36,6 +36,7 @@ impl Frames {
     /// max(5 %, 4 SE) (one frame's kinetic temperature spreads by √(2/3N) ≈ 17 %), and no drift
     /// of the mean potential energy between the two halves beyond 3 standard deviations of U.
     /// A blown-up integration (too large a time step) fails the first three.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN must fail the check
     pub fn check(&self, config: &ReplicaExchangeConfig) -> Result<(), String> {
         let n = self.energy.len();
         let want = config.n_frames();
