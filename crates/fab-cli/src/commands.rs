@@ -51,6 +51,10 @@ fn train_in_pool(config_path: &Path, config: RunConfig, resume: bool) -> Result<
 
     let mut parts = Components::build(&config)?;
     let mut trainer = parts.trainer(&config)?;
+    if config.output.n_evals > 0 {
+        // Refused now rather than at the first evaluation, hours into the run.
+        config.eval.check_memory(parts.target.dim())?;
+    }
     if resume {
         if !ck_path.exists() {
             bail!("--resume: no checkpoint at {}", ck_path.display());
@@ -365,6 +369,10 @@ pub fn sample(
     let config = load_run_config(run)?;
     in_pool(config.threads, || {
         let parts = load_trained(run, &config, checkpoint)?;
+        // Samples, log q and weights, twice over while they are written.
+        let per_sample = 2 * (parts.flow.dim() + 2);
+        let total = fab_core::memory::checked_size("-n", n, per_sample)?;
+        fab_core::memory::ensure_f64s_fit("-n", [total])?;
         write_samples(parts, n, out, ais, seed)
     })
 }

@@ -250,6 +250,11 @@ mod tests {
                 "buffer.w_adjust_clip",
             ),
             ("(eval: (n_samples: 0))", "eval.n_samples"),
+            ("(training: (optimizer: (lr: 1e30)))", "optimizer.lr"),
+            (
+                "(training: (optimizer: (schedule: WarmupCosine(warmup_steps: 10, total_steps: 5))))",
+                "optimizer.schedule.total_steps",
+            ),
         ] {
             let err = RunConfig::parse(text, Path::new("z.ron")).unwrap_err();
             let msg = format!("{err:#}");

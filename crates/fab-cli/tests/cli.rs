@@ -421,3 +421,41 @@ fn a_seed_gives_the_same_run_on_one_two_and_three_threads() {
     assert_eq!(tensors[0], tensors[1], "1 vs 2 threads");
     assert_eq!(tensors[0], tensors[2], "1 vs 3 threads");
 }
+
+#[test]
+fn sizes_beyond_memory_are_refused_with_the_setting_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    // A buffer of 10¹⁴ rows (2.4 PB) and an evaluation of 10¹⁴ samples.
+    let huge = tiny_config(&run, 2, 2).replace("max_length: 512", "max_length: 100000000000000");
+    let cfg = write_config(tmp.path(), "huge.ron", &huge);
+    assert_clean_failure(
+        &fab(&["train", "--config", cfg.to_str().unwrap()]),
+        &["buffer.max_length", "GiB"],
+    );
+    let huge = tiny_config(&run, 2, 2).replace("n_samples: 200", "n_samples: 100000000000000");
+    let cfg = write_config(tmp.path(), "eval.ron", &huge);
+    assert_clean_failure(
+        &fab(&["train", "--config", cfg.to_str().unwrap()]),
+        &["eval.n_samples", "GiB"],
+    );
+    assert!(!run.join("checkpoint.safetensors").exists());
+    // `fab sample -n` of 10¹⁵ on a trained run.
+    let cfg = write_config(tmp.path(), "ok.ron", &tiny_config(&run, 2, 2));
+    assert!(fab(&["train", "--config", cfg.to_str().unwrap()])
+        .status
+        .success());
+    let out = tmp.path().join("s.csv");
+    assert_clean_failure(
+        &fab(&[
+            "sample",
+            "--run",
+            run.to_str().unwrap(),
+            "-n",
+            "1000000000000000",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        &["-n", "GiB"],
+    );
+}

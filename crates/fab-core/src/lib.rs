@@ -14,6 +14,7 @@ pub mod error;
 pub mod flow;
 pub mod histogram;
 pub mod loss;
+pub mod memory;
 pub mod metrics;
 pub mod optim;
 pub mod rng;

@@ -57,6 +57,16 @@ impl EvalConfig {
     }
 }
 
+impl EvalConfig {
+    /// Checks that an evaluation of points of dimension `dim` fits in memory: flow and AIS
+    /// samples with their weights, twice over while they are concatenated.
+    pub fn check_memory(&self, dim: usize) -> Result<()> {
+        let per_sample = 2 * (2 * dim + 2);
+        let total = crate::memory::checked_size("eval.n_samples", self.n_samples, per_sample)?;
+        crate::memory::ensure_f64s_fit("eval.n_samples", [total])
+    }
+}
+
 /// Metrics and the samples they were computed from (for plots).
 #[derive(Debug, Clone)]
 pub struct Evaluation {
@@ -80,6 +90,7 @@ pub fn evaluate(
     config: &EvalConfig,
     rng: &mut FabRng,
 ) -> Result<Evaluation> {
+    config.check_memory(flow.dim())?;
     let mut flow_x = Vec::new();
     let mut flow_lw = Vec::new();
     let mut ais_x = Vec::new();

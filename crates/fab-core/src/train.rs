@@ -189,8 +189,20 @@ impl TrainConfig {
             }
         }
         let opt = &self.optimizer;
-        if !(opt.lr.is_finite() && opt.lr > 0.0) {
-            return bad("optimizer.lr", "must be a positive number");
+        if !(opt.lr.is_finite() && opt.lr > 0.0 && opt.lr <= 1.0) {
+            return bad("optimizer.lr", "must lie in (0, 1]");
+        }
+        if let crate::optim::LrSchedule::WarmupCosine {
+            warmup_steps,
+            total_steps,
+        } = opt.schedule
+        {
+            if total_steps > 0 && total_steps <= warmup_steps {
+                return bad(
+                    "optimizer.schedule.total_steps",
+                    "must exceed warmup_steps (or be left out: the whole run)",
+                );
+            }
         }
         if !(opt.eps.is_finite() && opt.eps > 0.0) {
             return bad("optimizer.eps", "must be a positive number");
