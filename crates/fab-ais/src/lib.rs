@@ -5,6 +5,9 @@
 //! ([`schedule`]), cached density evaluations ([`point`]), a kernel ([`kernel`]) and step-size
 //! adaptation ([`step_size`]).
 
+/// The ndarray version this crate's batch APIs take and return (so callers need not match it).
+pub use ndarray;
+
 pub mod ais;
 pub mod config;
 pub mod hmc;

@@ -6,6 +6,9 @@
 //! Adam with gradient-norm clipping, the training loop, evaluation metrics and checkpoints.
 //! No other fab crate is a dependency: flows, samplers and targets depend on this crate.
 
+/// The ndarray version this crate's batch APIs take and return (so callers need not match it).
+pub use ndarray;
+
 pub mod bench;
 pub mod buffer;
 pub mod checkpoint;

@@ -19,6 +19,9 @@
 pub(crate) mod affine_kernel;
 pub(crate) mod columns;
 pub(crate) mod conditioner;
+/// The ndarray version this crate's batch APIs take and return (so callers need not match it).
+pub use ndarray;
+
 pub mod config;
 pub mod coupling_flow;
 pub mod linear;

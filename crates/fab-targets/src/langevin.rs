@@ -151,7 +151,7 @@ mod tests {
         let potential = |x: &[f64], g: &mut [f64]| {
             let pos: Vec<[f64; 3]> = x.chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
             let mut grad = vec![[0.0; 3]; pos.len()];
-            let e = ff.energy_and_grad(&pos, &mut grad).total();
+            let e = ff.energy_and_grad(&pos, &mut grad).unwrap().total();
             g.iter_mut()
                 .zip(grad.iter().flatten())
                 .for_each(|(a, b)| *a = *b);

@@ -5,6 +5,9 @@
 //! Each target implements [`fab_core::LogDensity`] (batched log p with analytic gradient, parallel
 //! over the batch with rayon) and [`fab_core::Target`] (known log Z, exact samples, own metrics).
 
+/// The ndarray version this crate's batch APIs take and return (so callers need not match it).
+pub use ndarray;
+
 pub mod aldp;
 pub mod config;
 pub mod funnel;

@@ -199,7 +199,7 @@ fn total_energy_and_forces_match_openmm_for_all_32_conformations() {
     let ff = fab_targets::aldp::ForceField::alanine_dipeptide();
     for (label, x, reference) in conformations() {
         let mut g = vec![[0.0; 3]; 22];
-        let e = ff.energy_and_grad(&x, &mut g).total();
+        let e = ff.energy_and_grad(&x, &mut g).unwrap().total();
         assert_matches_openmm(&label, "total", e, reference["total"].as_f64().unwrap());
         if label == "crd" {
             // Exact input coordinates: agreement far below the rounding tolerance (measured 2.3e-8).
@@ -253,10 +253,10 @@ fn simd_lanes_match_the_scalar_force_field_and_openmm() {
         start += size;
         let xs: Vec<&[[f64; 3]]> = chunk.iter().map(|(_, x, _)| x.as_slice()).collect();
         let mut gs = vec![vec![[0.0; 3]; 22]; size];
-        let energies = ff.energy_and_grad_batch(&xs, &mut gs, &mut ws);
+        let energies = ff.energy_and_grad_batch(&xs, &mut gs, &mut ws).unwrap();
         for (l, (label, x, reference)) in chunk.iter().enumerate() {
             let mut g = vec![[0.0; 3]; 22];
-            let e = ff.energy_and_grad(x, &mut g).total();
+            let e = ff.energy_and_grad(x, &mut g).unwrap().total();
             assert!(
                 (energies[l] - e).abs() < 1e-10 * e.abs().max(1.0),
                 "{label}: lanes {} vs scalar {e}",
@@ -305,7 +305,7 @@ fn cartesian_density_batches_match_the_scalar_force_field() {
         .unwrap();
     for (i, (label, c, _)) in confs.iter().enumerate() {
         let mut g = vec![[0.0; 3]; 22];
-        let e = ff.energy_and_grad(c, &mut g).total();
+        let e = ff.energy_and_grad(c, &mut g).unwrap().total();
         let want = -e / target.kt();
         assert!((lp[i] - want).abs() < 1e-10 * want.abs(), "{label}");
         let scale = g.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs())) / target.kt();
@@ -314,4 +314,81 @@ fn cartesian_density_batches_match_the_scalar_force_field() {
         }
         assert!(big.row(2 * i + 1).iter().all(|&v| v == 7.0), "{label}");
     }
+}
+
+/// The ndarray batch API: all 32 reference conformations in one call (any batch size, rows
+/// spread over threads four at a time) give OpenMM's energies and forces with OpenMM's sign;
+/// wrong atom counts, too many conformations for a SIMD call and NaN coordinates are errors.
+#[test]
+fn batch_energies_and_forces_of_any_size_match_openmm_and_bad_input_is_an_error() {
+    use fab_targets::aldp::{ForceField, ForceFieldError};
+    use ndarray::Array2;
+
+    let ff = ForceField::alanine_dipeptide();
+    let confs = conformations();
+    let mut x = Array2::zeros((confs.len(), 66));
+    for (i, (_, c, _)) in confs.iter().enumerate() {
+        for (k, v) in c.iter().flatten().enumerate() {
+            x[[i, k]] = *v;
+        }
+    }
+    let (energies, forces) = ff.energies_and_forces(x.view()).unwrap();
+    for (i, (label, _, reference)) in confs.iter().enumerate() {
+        assert_matches_openmm(
+            label,
+            "total (batch)",
+            energies[i],
+            reference["total"].as_f64().unwrap(),
+        );
+        let want: Vec<f64> = reference["forces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| {
+                f.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let largest = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let tol = (1e-5 * largest).max(1e-2);
+        for (a, b) in forces.row(i).iter().zip(&want) {
+            assert!((a - b).abs() < tol, "{label}: force {a} vs OpenMM {b}");
+        }
+    }
+
+    // 21 or 23 atoms per row, a short gradient buffer, five conformations in one SIMD call, NaN.
+    for cols in [63, 69] {
+        let err = ff
+            .energies_and_forces(Array2::zeros((3, cols)).view())
+            .unwrap_err();
+        assert!(
+            matches!(err, ForceFieldError::AtomCount { got, .. } if got == cols),
+            "{err}"
+        );
+    }
+    let short = vec![[0.0; 3]; 21];
+    assert!(ff.energy_and_grad(&confs[0].1, &mut short.clone()).is_err());
+    assert!(ff.energy_and_grad(&short, &mut vec![[0.0; 3]; 22]).is_err());
+    let five: Vec<&[[f64; 3]]> = confs[..5].iter().map(|(_, c, _)| c.as_slice()).collect();
+    let mut gs = vec![vec![[0.0; 3]; 22]; 5];
+    assert!(ff
+        .energy_and_grad_batch(&five, &mut gs, &mut ff.workspace())
+        .is_err());
+    let mut bad = x.clone();
+    bad[[7, 13]] = f64::NAN;
+    assert_eq!(
+        ff.energies_and_forces(bad.view()).unwrap_err(),
+        ForceFieldError::NonFinite { index: 7 }
+    );
+    // An empty batch is empty.
+    assert_eq!(
+        ff.energies_and_forces(Array2::zeros((0, 66)).view())
+            .unwrap()
+            .0
+            .len(),
+        0
+    );
 }

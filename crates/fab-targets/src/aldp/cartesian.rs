@@ -61,7 +61,10 @@ impl CartesianBoltzmann {
             })
             .collect();
         let gs = &mut scratch.grads[..xs.len()];
-        let energies = self.ff.energy_and_grad_batch(&xs, gs, &mut scratch.ws);
+        let energies = self
+            .ff
+            .energy_and_grad_batch(&xs, gs, &mut scratch.ws)
+            .expect("the target checks the dimension of its input");
         for (i, e) in energies.iter().take(xs.len()).enumerate() {
             out[i] = if e.is_finite() {
                 -e / self.kt

@@ -59,6 +59,7 @@ mod tests {
         assert_eq!(x.len(), 22);
         let e = ForceField::alanine_dipeptide()
             .energy_and_grad(&x, &mut vec![[0.0; 3]; 22])
+            .unwrap()
             .total();
         // aldp-target.md: E(crd) = −138.96968726934978 kJ/mol (OpenMM 8.6.1 Reference).
         assert!((e - -138.96968726934978).abs() < 1e-6, "{e}");

@@ -29,6 +29,23 @@ impl<S: Lane> Energy<S> {
     }
 }
 
+/// Input the force field cannot evaluate.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ForceFieldError {
+    /// A conformation or gradient buffer with the wrong number of atoms (or a row whose length
+    /// is not 3 × atoms).
+    #[error("{what}: {got} values, the molecule needs {expected} (3 per atom, {atoms} atoms)")]
+    AtomCount {
+        what: String,
+        expected: usize,
+        got: usize,
+        atoms: usize,
+    },
+    /// A coordinate that is NaN or infinite.
+    #[error("conformation {index}: non-finite coordinate (NaN or infinity)")]
+    NonFinite { index: usize },
+}
+
 /// The force field of one molecule.
 #[derive(Debug, Clone)]
 pub struct ForceField {
@@ -70,10 +87,86 @@ impl ForceField {
 
     /// Energy of one conformation (atoms × 3, nm; or one per SIMD lane, see
     /// [`Self::energy_and_grad_batch`]); writes ∂E/∂x (kJ/mol/nm, minus the forces) into `grad`.
-    pub fn energy_and_grad<S: Lane>(&self, x: &[[S; 3]], grad: &mut [[S; 3]]) -> Energy<S> {
+    /// Both must hold exactly [`Self::n_atoms`] atoms. For batches of any size in ndarray form,
+    /// use [`Self::energies_and_forces`].
+    pub fn energy_and_grad<S: Lane>(
+        &self,
+        x: &[[S; 3]],
+        grad: &mut [[S; 3]],
+    ) -> Result<Energy<S>, ForceFieldError> {
+        self.check_atoms("positions", 3 * x.len())?;
+        self.check_atoms("gradient buffer", 3 * grad.len())?;
         let mut geo = PairGeometry::zeros(self.n_atoms, &self.pairs);
         let mut gb = GbScratch::new(self.n_atoms, self.pairs.len());
-        self.energy_and_grad_in(x, grad, &mut geo, &mut gb)
+        Ok(self.energy_and_grad_in(x, grad, &mut geo, &mut gb))
+    }
+
+    fn check_atoms(&self, what: &str, values: usize) -> Result<(), ForceFieldError> {
+        if values == 3 * self.n_atoms {
+            Ok(())
+        } else {
+            Err(ForceFieldError::AtomCount {
+                what: what.into(),
+                expected: 3 * self.n_atoms,
+                got: values,
+                atoms: self.n_atoms,
+            })
+        }
+    }
+
+    /// Potential energies (kJ/mol) and forces (−∂E/∂x, kJ/mol/nm, OpenMM's sign) of any number of
+    /// conformations, the rows of `x` (n × 3·atoms, nm, atom-major x y z), computed in parallel
+    /// on the rayon threads four at a time. A row of the wrong length or with a non-finite
+    /// coordinate is an error naming it.
+    pub fn energies_and_forces(
+        &self,
+        x: ndarray::ArrayView2<f64>,
+    ) -> Result<(ndarray::Array1<f64>, ndarray::Array2<f64>), ForceFieldError> {
+        use ndarray::{Array1, Array2, Axis};
+        use rayon::prelude::*;
+        self.check_atoms("each row of the positions", x.ncols())?;
+        if let Some(index) = x
+            .rows()
+            .into_iter()
+            .position(|r| r.iter().any(|v| !v.is_finite()))
+        {
+            return Err(ForceFieldError::NonFinite { index });
+        }
+        let x = x.as_standard_layout();
+        let n = x.nrows();
+        let mut energies = Array1::zeros(n);
+        let mut forces = Array2::zeros((n, x.ncols()));
+        let width = X4::WIDTH;
+        x.axis_chunks_iter(Axis(0), width)
+            .into_par_iter()
+            .zip(energies.axis_chunks_iter_mut(Axis(0), width))
+            .zip(forces.axis_chunks_iter_mut(Axis(0), width))
+            .for_each_init(
+                || (self.workspace(), vec![vec![[0.0; 3]; self.n_atoms]; width]),
+                |(ws, grads), ((rows, mut e), mut f)| {
+                    let xs: Vec<&[Vec3]> = rows
+                        .rows()
+                        .into_iter()
+                        .map(|r| {
+                            r.to_slice()
+                                .expect("rows of a standard-layout array are contiguous")
+                                .as_chunks::<3>()
+                                .0
+                        })
+                        .collect();
+                    let gs = &mut grads[..xs.len()];
+                    let out = self
+                        .energy_and_grad_batch(&xs, gs, ws)
+                        .expect("1 to 4 rows of checked length");
+                    for (i, (g, mut row)) in gs.iter().zip(f.rows_mut()).enumerate() {
+                        e[i] = out[i];
+                        row.iter_mut()
+                            .zip(g.iter().flatten())
+                            .for_each(|(o, v)| *o = -v);
+                    }
+                },
+            );
+        Ok((energies, forces))
     }
 
     /// [`Self::energy_and_grad`] with the caller's buffers.
@@ -108,17 +201,32 @@ impl ForceField {
 
     /// Total energies of up to four conformations at once, one per SIMD lane ([`X4`]); writes
     /// each conformation's ∂E/∂x into the matching entry of `grads`. Allocates nothing: the
-    /// packed lanes and the kernels' buffers live in `ws` (from [`Self::workspace`]).
+    /// packed lanes and the kernels' buffers live in `ws` (from [`Self::workspace`]). More than
+    /// four conformations, or atom counts other than the molecule's, are errors.
     pub fn energy_and_grad_batch<X: AsRef<[Vec3]>, G: AsMut<[Vec3]>>(
         &self,
         xs: &[X],
         grads: &mut [G],
         ws: &mut Workspace<'_>,
-    ) -> [f64; 4] {
-        assert!(
-            (1..=X4::WIDTH).contains(&xs.len()) && grads.len() == xs.len(),
-            "energy_and_grad_batch takes 1 to 4 conformations and as many gradient buffers"
-        );
+    ) -> Result<[f64; 4], ForceFieldError> {
+        if !(1..=X4::WIDTH).contains(&xs.len()) || grads.len() != xs.len() {
+            return Err(ForceFieldError::AtomCount {
+                what: format!(
+                    "energy_and_grad_batch takes 1 to 4 conformations and as many gradient buffers, got {} and {}",
+                    xs.len(),
+                    grads.len()
+                ),
+                expected: 3 * self.n_atoms,
+                got: 3 * self.n_atoms,
+                atoms: self.n_atoms,
+            });
+        }
+        for x in xs {
+            self.check_atoms("positions", 3 * x.as_ref().len())?;
+        }
+        for g in grads.iter_mut() {
+            self.check_atoms("gradient buffer", 3 * g.as_mut().len())?;
+        }
         pack_into(xs, &mut ws.x);
         let e = self
             .energy_and_grad_in(&ws.x, &mut ws.grad, &mut ws.geo, &mut ws.gb)
@@ -126,7 +234,7 @@ impl ForceField {
         for (l, out) in grads.iter_mut().enumerate() {
             unpack_into(&ws.grad, l, out.as_mut());
         }
-        e.to_array()
+        Ok(e.to_array())
     }
 
     /// Energies of four conformations already packed in SIMD lanes (atoms × 3 of [`X4`], as

@@ -96,7 +96,11 @@ impl InternalBoltzmann {
         let mut x: Vec<Vec3> = vec![[0.0; 3]; n];
         let log_det = self.transform.to_cartesian(z, &mut x);
         let mut gx: Vec<Vec3> = vec![[0.0; 3]; n];
-        let energy = self.ff.energy_and_grad(&x, &mut gx).total();
+        let energy = self
+            .ff
+            .energy_and_grad(&x, &mut gx)
+            .expect("the transform builds the force field's atom count")
+            .total();
         self.finish(z, &x, log_det, energy, &mut gx, grad)
     }
 

@@ -24,7 +24,7 @@ pub mod zmatrix;
 
 pub use cartesian::CartesianBoltzmann;
 pub use chirality::ChiralityFilter;
-pub use forcefield::{Energy, ForceField, Workspace};
+pub use forcefield::{Energy, ForceField, ForceFieldError, Workspace};
 pub use internal_boltzmann::InternalBoltzmann;
 pub use internal_coordinates::InternalCoordinates;
 pub use prmtop::{Prmtop, PrmtopError};
