@@ -5,6 +5,11 @@
 //! Each target implements [`fab_core::LogDensity`] (batched log p with analytic gradient, parallel
 //! over the batch with rayon) and [`fab_core::Target`] (known log Z, exact samples, own metrics).
 
+// The README's example runs as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The ndarray version this crate's batch APIs take and return (so callers need not match it).
 pub use ndarray;
 
