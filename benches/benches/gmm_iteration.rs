@@ -37,6 +37,7 @@ fn fab_iteration_fab_jax(c: &mut Criterion) {
         hidden_layers: 2,
         init_seed: 0,
         precision: Precision::F32,
+        hidden_units: None,
     };
     let mut flow = CouplingFlow::<f32>::real_nvp(2, &config).unwrap();
     let mut ais = Ais::new(AisConfig {

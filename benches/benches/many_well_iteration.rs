@@ -26,6 +26,7 @@ fn flow(engine: Engine) -> CouplingFlow<f32> {
         hidden_layers: 2,
         init_seed: 0,
         precision: fab_flows::Precision::F32,
+        hidden_units: None,
     };
     fab_benches::off_identity(
         CouplingFlow::<f32>::real_nvp(32, &config)

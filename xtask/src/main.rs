@@ -1,6 +1,6 @@
 //! Project automation. `cargo xtask reproduce gmm [--quick]` runs the paper's GMM benchmark end to
 //! end: builds the `fab` binary, trains (resuming if a checkpoint exists), evaluates, and writes
-//! `results/<name>/` with results.json, results.md and the plots; `gmm-v1` and `funnel` do the same
+//! `results/<name>/` with results.json, results.md and the plots; `gmm-v1`, `funnel` and `cox` do the same
 //! for fab-jax's benchmarks. `many-well` compares FAB with the
 //! paper's baselines; `alanine` adds replica-exchange ground truth (cached) and its KL divergences.
 
@@ -53,6 +53,8 @@ enum Benchmark {
     GmmV1,
     /// fab-jax's 10-D Neal's funnel.
     Funnel,
+    /// fab-jax's log-Gaussian Cox process on the Finnish pines (1,600-D).
+    Cox,
     /// The 32-D Many Well, FAB against the paper's baselines.
     ManyWell,
     /// Alanine dipeptide in implicit solvent against replica-exchange MD ground truth.
@@ -193,6 +195,7 @@ fn reproduce(
         Benchmark::Gmm => "gmm",
         Benchmark::GmmV1 => "gmm-v1",
         Benchmark::Funnel => "funnel",
+        Benchmark::Cox => "cox",
         Benchmark::ManyWell => "many-well",
         Benchmark::Alanine => "alanine",
     };
@@ -226,7 +229,7 @@ fn reproduce(
         .to_string();
 
     let md = match benchmark {
-        Benchmark::Gmm | Benchmark::GmmV1 | Benchmark::Funnel => {
+        Benchmark::Gmm | Benchmark::GmmV1 | Benchmark::Funnel | Benchmark::Cox => {
             let run_dir = results.join("run");
             let r = train_and_eval(&root, &fab, &config, &run_dir, None, eval_samples, &[])?;
             let report = serde_json::json!({

@@ -27,6 +27,9 @@ pub struct RealNvpConfig {
     pub init_seed: u64,
     /// Float type the flow computes in (default F64).
     pub precision: Precision,
+    /// Conditioner width in units, overriding dim · `hidden_units_per_dim` (fab-jax gives widths
+    /// this way: [128, 128] for Many Well, [256, 256] for the 1,600-D Cox process).
+    pub hidden_units: Option<usize>,
 }
 
 impl Default for RealNvpConfig {
@@ -37,6 +40,7 @@ impl Default for RealNvpConfig {
             hidden_layers: 2,
             init_seed: 0,
             precision: Precision::F64,
+            hidden_units: None,
         }
     }
 }
@@ -65,15 +69,17 @@ where
                 format!("RealNVP needs dimension >= 2, got {dim}"),
             ));
         }
-        if config.n_layers == 0 || config.hidden_units_per_dim == 0 {
+        let width = config
+            .hidden_units
+            .unwrap_or(dim.saturating_mul(config.hidden_units_per_dim));
+        if config.n_layers == 0 || width == 0 {
             return Err(FabError::invalid(
                 "flow",
-                "n_layers and hidden_units_per_dim must be positive",
+                "n_layers and hidden_units_per_dim (or hidden_units) must be positive",
             ));
         }
         let dev = dfdx::prelude::Cpu::default();
         let mut rng = fab_core::rng::seeded(config.init_seed);
-        let width = dim * config.hidden_units_per_dim;
         let layers = (0..config.n_layers)
             .map(|l| {
                 let (cond, trans) = halves(dim, l);

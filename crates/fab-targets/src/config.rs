@@ -13,6 +13,8 @@ pub enum TargetConfig {
     GmmV1,
     /// Neal's funnel (fab-jax: `dim: 10`).
     Funnel { dim: usize },
+    /// fab-jax's log-Gaussian Cox process on the Finnish pines, 40 × 40 grid (1,600-D).
+    Cox,
     /// Many Well in an even dimension (32 in the paper: 16 double wells, 2^16 modes).
     ManyWell { dim: usize },
     /// Alanine dipeptide in OBC1 implicit solvent, in FAB's 60 internal coordinates.

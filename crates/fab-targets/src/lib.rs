@@ -15,6 +15,7 @@ pub use ndarray;
 
 pub mod aldp;
 pub mod config;
+pub mod cox;
 pub mod funnel;
 pub mod gmm;
 pub mod langevin;
@@ -22,6 +23,7 @@ pub mod many_well;
 pub mod replica_exchange;
 
 pub use config::{AldpConfig, TargetConfig};
+pub use cox::CoxProcess;
 pub use funnel::Funnel;
 pub use gmm::Gmm;
 pub use many_well::ManyWell;
@@ -32,6 +34,7 @@ pub fn build(config: &TargetConfig) -> fab_core::Result<Box<dyn fab_core::Target
         TargetConfig::Gmm40 => Ok(Box::new(Gmm::paper())),
         TargetConfig::GmmV1 => Ok(Box::new(Gmm::grid9())),
         TargetConfig::Funnel { dim } => Ok(Box::new(Funnel::new(*dim)?)),
+        TargetConfig::Cox => Ok(Box::new(CoxProcess::pines()?)),
         TargetConfig::ManyWell { dim } => Ok(Box::new(ManyWell::new(*dim)?)),
         TargetConfig::AlanineDipeptide(c) => {
             c.validate()
