@@ -694,15 +694,21 @@ fn chunk_count(n: usize) -> usize {
     rayon::current_num_threads().min(n / MIN_CHUNK_ROWS).max(1)
 }
 
-/// Rows per chunk of a parameter-gradient sum, at most.
-const GRAD_CHUNK_ROWS: usize = 128;
+/// Rows per chunk of a parameter-gradient sum, about.
+const GRAD_CHUNK_ROWS: usize = 256;
 
 /// How many chunks the parameter gradient of a batch of `n` rows is summed over: a function of
 /// `n` only, because each chunk's gradient (a GEMM over its rows) rounds differently when the
 /// rows are split differently. Per-row results (log q, ∇ₓ log q) do not depend on the chunking,
-/// so [`chunk_count`] may follow the thread count. (One chunk is one taped pass over the batch.)
+/// so [`chunk_count`] may follow the thread count. One chunk below 256 rows (small flows are
+/// overhead-bound: splitting a batch of 200 cost 19 % of a GMM iteration on one thread), then
+/// at least two (so two threads share the work), about 256 rows each.
 fn grad_chunk_count(n: usize) -> usize {
-    n.div_ceil(GRAD_CHUNK_ROWS).max(1)
+    if n < GRAD_CHUNK_ROWS {
+        1
+    } else {
+        n.div_ceil(GRAD_CHUNK_ROWS).max(2)
+    }
 }
 
 /// Work on one row chunk: (rows, their log q, their gradient rows if asked).
