@@ -29,7 +29,7 @@ enum Cmd {
         /// Short profile instead of the paper's settings (GMM ~6 min, Many Well ~35 min, alanine < 60 min on 2 cores).
         #[arg(long, conflicts_with = "medium")]
         quick: bool,
-        /// Alanine only: the quick flow trained for 2,000 iterations (configs/alanine-medium.ron,
+        /// Alanine only: the quick flow trained for 8,000 iterations (configs/alanine-medium.ron,
         /// ~37 min of training on 2 cores), against the paper profile's 20 ns ground truth.
         #[arg(long)]
         medium: bool,
