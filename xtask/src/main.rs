@@ -30,7 +30,7 @@ enum Cmd {
         #[arg(long, conflicts_with = "medium")]
         quick: bool,
         /// Alanine only: the quick flow trained for 8,000 iterations (configs/alanine-medium.ron,
-        /// ~37 min of training on 2 cores), against the paper profile's 20 ns ground truth.
+        /// ~2.1 h of training on 2 cores, estimated), against the paper profile's 20 ns ground truth.
         #[arg(long)]
         medium: bool,
         /// Results directory (default results/<benchmark>[-quick|-medium]).
