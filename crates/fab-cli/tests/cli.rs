@@ -56,6 +56,13 @@ fn assert_clean_failure(o: &Output, needles: &[&str]) {
     }
 }
 
+/// Writes `text` as config `name` in `dir` and checks that `fab train` on it fails cleanly with
+/// every needle in its error.
+fn train_refuses(dir: &Path, name: &str, text: &str, needles: &[&str]) {
+    let cfg = write_config(dir, name, text);
+    assert_clean_failure(&fab(&["train", "--config", cfg.to_str().unwrap()]), needles);
+}
+
 fn flow_tensors(path: &Path) -> Vec<f64> {
     let ck = Checkpoint::read(path).unwrap();
     let mut out = Vec::new();
@@ -173,22 +180,20 @@ fn bad_configs_name_the_file_and_field() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let text = tiny_config(&run, 2, 2).replace("batch_size: 32", "bach_size: 32");
-    let cfg = write_config(tmp.path(), "typo.ron", &text);
-    assert_clean_failure(
-        &fab(&["train", "--config", cfg.to_str().unwrap()]),
-        &["typo.ron", "bach_size"],
-    );
+    train_refuses(tmp.path(), "typo.ron", &text, &["typo.ron", "bach_size"]);
 
-    let cfg = write_config(tmp.path(), "broken.ron", "(target: Gmm40, flow: ");
-    assert_clean_failure(
-        &fab(&["train", "--config", cfg.to_str().unwrap()]),
+    train_refuses(
+        tmp.path(),
+        "broken.ron",
+        "(target: Gmm40, flow: ",
         &["broken.ron:1"],
     );
 
     let text = tiny_config(&run, 2, 2).replace("min_length: 128", "min_length: 16");
-    let cfg = write_config(tmp.path(), "small.ron", &text);
-    assert_clean_failure(
-        &fab(&["train", "--config", cfg.to_str().unwrap()]),
+    train_refuses(
+        tmp.path(),
+        "small.ron",
+        &text,
         &["small.ron", "training.buffer.min_length"],
     );
 
@@ -428,17 +433,9 @@ fn sizes_beyond_memory_are_refused_with_the_setting_named() {
     let run = tmp.path().join("run");
     // A buffer of 10¹⁴ rows (2.4 PB) and an evaluation of 10¹⁴ samples.
     let huge = tiny_config(&run, 2, 2).replace("max_length: 512", "max_length: 100000000000000");
-    let cfg = write_config(tmp.path(), "huge.ron", &huge);
-    assert_clean_failure(
-        &fab(&["train", "--config", cfg.to_str().unwrap()]),
-        &["buffer.max_length", "GiB"],
-    );
+    train_refuses(tmp.path(), "huge.ron", &huge, &["buffer.max_length", "GiB"]);
     let huge = tiny_config(&run, 2, 2).replace("n_samples: 200", "n_samples: 100000000000000");
-    let cfg = write_config(tmp.path(), "eval.ron", &huge);
-    assert_clean_failure(
-        &fab(&["train", "--config", cfg.to_str().unwrap()]),
-        &["eval.n_samples", "GiB"],
-    );
+    train_refuses(tmp.path(), "eval.ron", &huge, &["eval.n_samples", "GiB"]);
     assert!(!run.join("checkpoint.safetensors").exists());
     // `fab sample -n` of 10¹⁵ on a trained run.
     let cfg = write_config(tmp.path(), "ok.ron", &tiny_config(&run, 2, 2));

@@ -223,15 +223,8 @@ fn every_pass_is_bit_identical_on_one_two_and_three_threads() {
             fab_flows::build(&fab_flows::FlowConfig::SplineCoupling(spline), 4).unwrap(),
         ),
     ];
-    for (what, flow) in flows {
-        let shifted: Vec<f64> = flow
-            .params()
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v + 0.05 * ((i % 5) as f64 - 2.0))
-            .collect();
-        let mut flow = flow;
-        flow.set_params(&shifted).unwrap();
+    for (what, mut flow) in flows {
+        perturb(flow.as_mut(), 0.1, 6);
         let x = common::points(300, 4, 4, &[1]);
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new()

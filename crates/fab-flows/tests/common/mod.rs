@@ -23,7 +23,7 @@ pub fn points(n: usize, seed: u64, dim: usize, circular: &[usize]) -> Array2<f64
 /// Moves every parameter of `flow` by N(0, scale²) noise from `seed`, so the layers are far from
 /// the identity.
 #[allow(dead_code)]
-pub fn perturb(flow: &mut CouplingFlow, scale: f64, seed: u64) {
+pub fn perturb(flow: &mut dyn Flow, scale: f64, seed: u64) {
     use rand_distr::{Distribution, Normal};
     let noise = Normal::new(0.0, scale).unwrap();
     let mut rng = seeded(seed);

@@ -50,16 +50,7 @@ impl CartesianBoltzmann {
         mut out: ArrayViewMut1<f64>,
         grad: Option<ArrayViewMut2<f64>>,
     ) {
-        let xs: Vec<&[Vec3]> = rows
-            .rows()
-            .into_iter()
-            .map(|r| {
-                r.to_slice()
-                    .expect("rows of a standard-layout array are contiguous")
-                    .as_chunks::<3>()
-                    .0
-            })
-            .collect();
+        let xs = crate::aldp::forcefield::atom_rows(&rows);
         let gs = &mut scratch.grads[..xs.len()];
         let energies = self
             .ff

@@ -144,16 +144,7 @@ impl ForceField {
             .for_each_init(
                 || (self.workspace(), vec![vec![[0.0; 3]; self.n_atoms]; width]),
                 |(ws, grads), ((rows, mut e), mut f)| {
-                    let xs: Vec<&[Vec3]> = rows
-                        .rows()
-                        .into_iter()
-                        .map(|r| {
-                            r.to_slice()
-                                .expect("rows of a standard-layout array are contiguous")
-                                .as_chunks::<3>()
-                                .0
-                        })
-                        .collect();
+                    let xs = atom_rows(&rows);
                     let gs = &mut grads[..xs.len()];
                     let out = self
                         .energy_and_grad_batch(&xs, gs, ws)
@@ -249,6 +240,19 @@ impl ForceField {
         self.energy_and_grad_in(x, grad, &mut ws.geo, &mut ws.gb)
             .total()
     }
+}
+
+/// The rows of a standard-layout (n × 3·atoms) array as conformations (atoms of 3 coordinates).
+pub(crate) fn atom_rows<'a>(rows: &'a ndarray::ArrayView2<'_, f64>) -> Vec<&'a [Vec3]> {
+    rows.rows()
+        .into_iter()
+        .map(|r| {
+            r.to_slice()
+                .expect("rows of a standard-layout array are contiguous")
+                .as_chunks::<3>()
+                .0
+        })
+        .collect()
 }
 
 /// The buffers of one thread's [`ForceField::energy_and_grad_batch`] calls: packed coordinates
