@@ -371,8 +371,7 @@ pub fn sample(
         let parts = load_trained(run, &config, checkpoint)?;
         // Samples, log q and weights, twice over while they are written.
         let per_sample = 2 * (parts.flow.dim() + 2);
-        let total = fab_core::memory::checked_size("-n", n, per_sample)?;
-        fab_core::memory::ensure_f64s_fit("-n", [total])?;
+        fab_core::memory::ensure_f64s_fit("-n", n, per_sample)?;
         write_samples(parts, n, out, ais, seed)
     })
 }

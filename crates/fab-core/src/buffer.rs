@@ -49,8 +49,7 @@ impl PrioritisedBuffer {
                 format!("need 0 < min_length ({min_length}) <= max_length ({max_length})"),
             ));
         }
-        let rows = crate::memory::checked_size("buffer.max_length", max_length, dim + 2)?;
-        crate::memory::ensure_f64s_fit("buffer.max_length", [rows])?;
+        crate::memory::ensure_f64s_fit("buffer.max_length", max_length, dim + 2)?;
         Ok(Self {
             x: Array2::zeros((max_length, dim)),
             log_w: Array1::from_elem(max_length, f64::NEG_INFINITY),

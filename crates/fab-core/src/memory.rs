@@ -11,15 +11,14 @@ pub fn available_bytes() -> Option<f64> {
     Some(kib * 1024.0)
 }
 
-/// Checks that `elements` f64 values for `what` fit in memory: an error if the byte count
-/// overflows or exceeds what is available (unknown availability passes).
-pub fn ensure_f64s_fit(what: &str, elements: impl IntoIterator<Item = usize>) -> Result<()> {
-    let mut total: usize = 0;
-    for n in elements {
-        total = total.checked_add(n).ok_or_else(too_large(what))?;
-    }
-    let bytes = total.checked_mul(8).ok_or_else(too_large(what))? as f64;
-    ensure_fits(what, bytes, available_bytes())
+/// Checks that a table of `rows` × `cols` f64 values for `what` fits in memory: an error if the
+/// byte count overflows or exceeds what is available (unknown availability passes).
+pub fn ensure_f64s_fit(what: &str, rows: usize, cols: usize) -> Result<()> {
+    let bytes = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(8))
+        .ok_or_else(|| FabError::invalid(what, "size overflows the address space"))?;
+    ensure_fits(what, bytes as f64, available_bytes())
 }
 
 /// Checks `bytes` needed for `what` against `available` bytes (unknown passes).
@@ -39,15 +38,6 @@ pub fn ensure_fits(what: &str, bytes: f64, available: Option<f64>) -> Result<()>
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
-fn too_large(what: &str) -> impl FnOnce() -> FabError + '_ {
-    move || FabError::invalid(what, "size overflows the address space")
-}
-
-/// `a · b` or an error naming `what` when it overflows.
-pub fn checked_size(what: &str, a: usize, b: usize) -> Result<usize> {
-    a.checked_mul(b).ok_or_else(too_large(what))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,14 +53,16 @@ mod tests {
         );
         assert!(ensure_fits("buffer", 0.5 * GIB, Some(1.0 * GIB)).is_ok());
         assert!(ensure_fits("buffer", 1e30, None).is_ok());
-        let msg = ensure_f64s_fit("samples", [usize::MAX / 4])
+        let msg = ensure_f64s_fit("samples", usize::MAX / 4, 1)
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("samples"), "{msg}");
-        assert!(checked_size("samples", usize::MAX, 2).is_err());
+        assert!(
+            msg.contains("samples") && msg.contains("overflows"),
+            "{msg}"
+        );
         if available_bytes().is_some() {
             // A petabyte does not fit on any machine this runs on.
-            assert!(ensure_f64s_fit("samples", [1usize << 47]).is_err());
+            assert!(ensure_f64s_fit("samples", 1 << 40, 128).is_err());
         }
     }
 }

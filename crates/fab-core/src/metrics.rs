@@ -62,8 +62,7 @@ impl EvalConfig {
     /// samples with their weights, twice over while they are concatenated.
     pub fn check_memory(&self, dim: usize) -> Result<()> {
         let per_sample = 2 * (2 * dim + 2);
-        let total = crate::memory::checked_size("eval.n_samples", self.n_samples, per_sample)?;
-        crate::memory::ensure_f64s_fit("eval.n_samples", [total])
+        crate::memory::ensure_f64s_fit("eval.n_samples", self.n_samples, per_sample)
     }
 }
 
