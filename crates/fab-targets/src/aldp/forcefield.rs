@@ -80,6 +80,15 @@ impl ForceField {
         .expect("the shipped prmtop parses (checked by tests)")
     }
 
+    /// The shipped alanine-tetrapeptide force field (42 atoms).
+    pub fn alanine_tetrapeptide() -> Self {
+        Self::from_prmtop_text(
+            crate::aldp::ALANINE_TETRAPEPTIDE_PRMTOP,
+            "alanine-tetrapeptide.prmtop",
+        )
+        .expect("the shipped prmtop parses (checked by tests)")
+    }
+
     /// Number of atoms.
     pub fn n_atoms(&self) -> usize {
         self.n_atoms

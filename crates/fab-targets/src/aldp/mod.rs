@@ -35,3 +35,12 @@ pub const ALANINE_DIPEPTIDE_PRMTOP: &str = include_str!("../../data/aldp/alanine
 
 /// The shipped starting coordinates (openmmtools, MIT; Å in the file).
 pub const ALANINE_DIPEPTIDE_CRD: &str = include_str!("../../data/aldp/alanine-dipeptide.crd");
+
+/// Alanine tetrapeptide ACE-(ALA)₃-NME, ff96 with mbondi2 radii, a ParmEd-written prmtop made for
+/// this project (see `data/tetrapeptide/README.md`): the second molecule of the force field.
+pub const ALANINE_TETRAPEPTIDE_PRMTOP: &str =
+    include_str!("../../data/tetrapeptide/alanine-tetrapeptide.prmtop");
+
+/// The tetrapeptide's starting structure (Amber inpcrd, Å; vacuum-minimised build).
+pub const ALANINE_TETRAPEPTIDE_INPCRD: &str =
+    include_str!("../../data/tetrapeptide/alanine-tetrapeptide.inpcrd");

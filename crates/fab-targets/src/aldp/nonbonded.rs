@@ -2,11 +2,12 @@
 //! with NoCutoff), energies in kJ/mol with analytic gradients; positions in nm.
 //!
 //! Pairs in the prmtop exclusion list get no interaction, except 1-4 pairs (ends of a proper,
-//! non-skipped torsion), which get Coulomb / 1.2 (scee) and LJ with ε / 2 (scnb). All other pairs get
+//! non-skipped torsion), which get Coulomb / scee and LJ with ε / scnb (the torsion's factors from
+//! the prmtop, Amber's 1.2 and 2.0 by default). All other pairs get
 //! k_e qᵢqⱼ/r + 4εᵢⱼ((σᵢⱼ/r)¹² − (σᵢⱼ/r)⁶) with Lorentz-Berthelot combination of per-atom σ, ε taken
 //! from the diagonal of the prmtop A/B tables (σ = (2A/B)^(1/6)·2^(−1/6), ε = B²/4A).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::aldp::lanes::Lane;
 use crate::aldp::pair_geometry::{all_pairs, pair_index, PairGeometry};
@@ -16,8 +17,6 @@ use crate::aldp::prmtop::Prmtop;
 pub const COULOMB: f64 = 138.935_457_644_381_98;
 /// Amber's charge unit: prmtop CHARGE / 18.2223 = e.
 pub const AMBER_CHARGE: f64 = 18.2223;
-const SCEE: f64 = 1.2;
-const SCNB: f64 = 2.0;
 
 /// Nonbonded energies (kJ/mol) split as OpenMM's reference breakdown (per lane for SIMD kernels).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -84,24 +83,22 @@ impl Nonbonded {
             .enumerate()
             .flat_map(|(i, ex)| ex.iter().map(move |&j| (i.min(j), i.max(j))))
             .collect();
-        let one_four: HashSet<(usize, usize)> = top
-            .dihedrals
-            .iter()
-            .filter(|d| !d.skip_14 && !d.improper)
-            .map(|d| (d.atoms[0].min(d.atoms[3]), d.atoms[0].max(d.atoms[3])))
-            .collect();
+        // 1-4 pairs with their Coulomb and LJ divisors (scee, scnb) from the torsion that names
+        // them; when several torsions share the ends, the first one's factors count (Amber's rule).
+        let mut one_four: HashMap<(usize, usize), (f64, f64)> = HashMap::new();
+        for d in top.dihedrals.iter().filter(|d| !d.skip_14 && !d.improper) {
+            let key = (d.atoms[0].min(d.atoms[3]), d.atoms[0].max(d.atoms[3]));
+            one_four.entry(key).or_insert((d.scee, d.scnb));
+        }
         let mut pairs = Vec::new();
         for i in 0..n {
             for j in i + 1..n {
-                let is_14 = one_four.contains(&(i, j));
+                let scale = one_four.get(&(i, j));
+                let is_14 = scale.is_some();
                 if excluded.contains(&(i, j)) && !is_14 {
                     continue;
                 }
-                let (cs, ls) = if is_14 {
-                    (1.0 / SCEE, 1.0 / SCNB)
-                } else {
-                    (1.0, 1.0)
-                };
+                let (cs, ls) = scale.map_or((1.0, 1.0), |(scee, scnb)| (1.0 / scee, 1.0 / scnb));
                 pairs.push(Pair {
                     index: pair_index(n, i, j),
                     qq: COULOMB * charges[i] * charges[j] * cs,

@@ -62,7 +62,17 @@ pub struct Dihedral {
     pub skip_14: bool,
     /// Amber's negative fourth index: an improper torsion.
     pub improper: bool,
+    /// Divisor of the 1-4 Coulomb energy of this quartet's end atoms (`SCEE_SCALE_FACTOR`, Amber's
+    /// 1.2 when the file has no such section).
+    pub scee: f64,
+    /// Divisor of the 1-4 Lennard-Jones energy (`SCNB_SCALE_FACTOR`, default 2.0).
+    pub scnb: f64,
 }
+
+/// Amber's default 1-4 Coulomb divisor, used when a prmtop has no `SCEE_SCALE_FACTOR` section.
+pub const DEFAULT_SCEE: f64 = 1.2;
+/// Amber's default 1-4 Lennard-Jones divisor (no `SCNB_SCALE_FACTOR` section).
+pub const DEFAULT_SCNB: f64 = 2.0;
 
 /// A parsed prmtop topology (the parts a force field needs).
 #[derive(Debug, Clone)]
@@ -150,6 +160,29 @@ impl<'a> Reader<'a> {
             sections.insert(name, Section { width, lines: body });
         }
         Ok(Self { origin, sections })
+    }
+
+    /// Whether the file has a section (for optional ones such as `SCEE_SCALE_FACTOR`).
+    fn has(&self, name: &str) -> bool {
+        self.sections.contains_key(name)
+    }
+
+    /// An optional per-type real section, or `default` for every type when the file lacks it.
+    /// Values must be finite and positive (they divide energies).
+    fn optional_positive_reals(
+        &self,
+        name: &str,
+        expected: usize,
+        default: f64,
+    ) -> Result<Vec<f64>, PrmtopError> {
+        if !self.has(name) {
+            return Ok(vec![default; expected]);
+        }
+        let v = self.reals(name, expected)?;
+        if let Some(bad) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+            return Err(self.malformed(name, format!("{bad} is not a positive scale factor")));
+        }
+        Ok(v)
     }
 
     fn section(&self, name: &str) -> Result<&Section, PrmtopError> {
@@ -330,6 +363,9 @@ impl Prmtop {
         let dih_k = r.reals("DIHEDRAL_FORCE_CONSTANT", nptra)?;
         let dih_n = r.reals("DIHEDRAL_PERIODICITY", nptra)?;
         let dih_p = r.reals("DIHEDRAL_PHASE", nptra)?;
+        // Per-type 1-4 divisors: written by ParmEd and newer tleap, absent in older files.
+        let dih_scee = r.optional_positive_reals("SCEE_SCALE_FACTOR", nptra, DEFAULT_SCEE)?;
+        let dih_scnb = r.optional_positive_reals("SCNB_SCALE_FACTOR", nptra, DEFAULT_SCNB)?;
         let mut dihedrals = Vec::new();
         for (sec, n) in [
             ("DIHEDRALS_INC_HYDROGEN", nphih),
@@ -348,6 +384,8 @@ impl Prmtop {
                     phase: dih_p[p],
                     skip_14: c[2] < 0,
                     improper: c[3] < 0,
+                    scee: dih_scee[p],
+                    scnb: dih_scnb[p],
                 });
             }
         }
