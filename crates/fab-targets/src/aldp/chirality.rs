@@ -2,10 +2,16 @@
 //! to different internal coordinates, and the flow can put mass on D-alanine, which has the same
 //! energy but is a different molecule. The check reads two dihedrals about N–CA, both measured from
 //! C(ACE): C (z[17]) and HA (z[26]). Their difference is ≈ 0 for L and ≈ ±2.1 rad for D.
+//! [`StereoFilter`] is the same check for any molecule: the handedness of every stereocentre of
+//! the bond graph against a reference structure, on Cartesian coordinates.
 
 use std::f64::consts::PI;
 
 use ndarray::{ArrayView1, ArrayView2};
+
+use crate::aldp::bond_graph::{BondGraph, Stereocentre};
+use crate::aldp::internal_coordinates::InternalCoordinates;
+use crate::aldp::vec3::Vec3;
 
 /// The L-form test on normalised internal coordinates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,5 +64,67 @@ impl ChiralityFilter {
         let mask = self.mask(z);
         let n_l = mask.iter().filter(|&&m| m).count();
         (n_l as f64 > self.min_l_fraction * mask.len() as f64).then_some(mask)
+    }
+}
+
+/// The mirror-image check for any molecule: every stereocentre found in the bond graph must have
+/// the handedness it has in a reference structure (for a peptide built from L amino acids: all
+/// L). Works on Cartesian coordinates, so it needs no knowledge of the Z-matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StereoFilter {
+    centres: Vec<Stereocentre>,
+    /// Sign of each centre's signed volume in the reference structure.
+    reference_positive: Vec<bool>,
+}
+
+impl StereoFilter {
+    /// The stereocentres of `graph` with the handedness they have in `reference` (atoms × 3).
+    pub fn from_reference(graph: &BondGraph, reference: &[Vec3]) -> Self {
+        let centres = graph.stereocentres();
+        let reference_positive = centres
+            .iter()
+            .map(|c| c.signed_volume(reference) > 0.0)
+            .collect();
+        Self {
+            centres,
+            reference_positive,
+        }
+    }
+
+    /// The stereocentres checked.
+    pub fn centres(&self) -> &[Stereocentre] {
+        &self.centres
+    }
+
+    /// Per stereocentre: whether `x` has the reference handedness there (false if not finite).
+    pub fn matches(&self, x: &[Vec3]) -> Vec<bool> {
+        self.centres
+            .iter()
+            .zip(&self.reference_positive)
+            .map(|(c, &positive)| {
+                let v = c.signed_volume(x);
+                v.is_finite() && v != 0.0 && (v > 0.0) == positive
+            })
+            .collect()
+    }
+
+    /// Whether every stereocentre of `x` has the reference handedness.
+    pub fn is_reference_form(&self, x: &[Vec3]) -> bool {
+        self.matches(x).into_iter().all(|m| m)
+    }
+
+    /// [`Self::is_reference_form`] of every row of a batch of internal coordinates (rebuilt to
+    /// Cartesian coordinates by `transform`), in parallel.
+    pub fn mask_internal(&self, transform: &InternalCoordinates, z: ArrayView2<f64>) -> Vec<bool> {
+        use rayon::prelude::*;
+        z.outer_iter()
+            .into_par_iter()
+            .map(|row| {
+                let zr: Vec<f64> = row.iter().copied().collect();
+                let mut x = vec![[0.0; 3]; transform.n_atoms()];
+                transform.to_cartesian(&zr, &mut x);
+                self.is_reference_form(&x)
+            })
+            .collect()
     }
 }

@@ -3,6 +3,7 @@
 //! internal-coordinate transform and FAB's target density over it; chirality and Ramachandran angles.
 
 pub mod basins;
+pub mod bond_graph;
 pub mod bonded;
 pub mod cartesian;
 pub mod chirality;
@@ -22,8 +23,9 @@ pub mod regularize;
 pub mod vec3;
 pub mod zmatrix;
 
+pub use bond_graph::{BondGraph, Stereocentre, TopologyError};
 pub use cartesian::CartesianBoltzmann;
-pub use chirality::ChiralityFilter;
+pub use chirality::{ChiralityFilter, StereoFilter};
 pub use forcefield::{Energy, ForceField, ForceFieldError, Workspace};
 pub use internal_boltzmann::InternalBoltzmann;
 pub use internal_coordinates::InternalCoordinates;
