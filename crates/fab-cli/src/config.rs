@@ -229,6 +229,27 @@ mod tests {
         assert!(n >= 9, "found only {n} configs in {}", root.display());
     }
 
+    /// A peptide config's circular list is the rotors of the target's Z-matrix: written by hand
+    /// from `peptide_info`, so checked here.
+    #[test]
+    fn the_tetrapeptide_config_lists_the_targets_circular_coordinates() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let config = RunConfig::load(&root.join("configs/tetrapeptide-quick.ron")).unwrap();
+        let TargetConfig::Peptide(p) = &config.target else {
+            panic!("not a Peptide target: {:?}", config.target)
+        };
+        let peptide = fab_targets::aldp::Peptide::from_files(
+            &root.join(&p.prmtop),
+            &root.join(&p.coordinates),
+        )
+        .unwrap();
+        let want = peptide.internal_coordinates().unwrap().circular_indices();
+        let fab_flows::FlowConfig::SplineCoupling(flow) = &config.flow else {
+            panic!("not a spline flow")
+        };
+        assert_eq!(flow.circular, want);
+    }
+
     #[test]
     fn out_of_range_settings_are_refused_at_load_naming_the_field() {
         for (text, field) in [

@@ -1,5 +1,7 @@
 //! The target section of a run configuration.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::replica_exchange::ReplicaExchangeConfig;
@@ -19,6 +21,49 @@ pub enum TargetConfig {
     ManyWell { dim: usize },
     /// Alanine dipeptide in OBC1 implicit solvent, in FAB's 60 internal coordinates.
     AlanineDipeptide(AldpConfig),
+    /// Any molecule from an Amber prmtop and a structure, in OBC1 implicit solvent, in internal
+    /// coordinates derived from its bond graph (3N − 6 of them).
+    Peptide(PeptideConfig),
+}
+
+/// Settings of a [`TargetConfig::Peptide`] target. Paths are relative to the working directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeptideConfig {
+    /// Amber topology (prmtop) with GB radii and screening factors.
+    pub prmtop: PathBuf,
+    /// Reference structure (Amber .inpcrd / .crd, Å) in the prmtop's atom order: the means of
+    /// the internal coordinates and the handedness of every stereocentre.
+    pub coordinates: PathBuf,
+    /// Temperature (K).
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Keep only the reference's mirror form (every stereocentre) in training batches.
+    #[serde(default = "default_true")]
+    pub chirality_filter: bool,
+    /// Replica-exchange MD for the ground truth; its `t_min` must equal `temperature`.
+    #[serde(default)]
+    pub ground_truth: ReplicaExchangeConfig,
+}
+
+fn default_temperature() -> f64 {
+    300.0
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl PeptideConfig {
+    /// Checks the settings (as [`AldpConfig::validate`]); the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        AldpConfig {
+            temperature: self.temperature,
+            chirality_filter: self.chirality_filter,
+            ground_truth: self.ground_truth.clone(),
+        }
+        .validate()
+    }
 }
 
 /// Settings of the alanine-dipeptide target and of its ground-truth molecular dynamics.

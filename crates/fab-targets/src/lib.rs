@@ -22,7 +22,7 @@ pub mod langevin;
 pub mod many_well;
 pub mod replica_exchange;
 
-pub use config::{AldpConfig, TargetConfig};
+pub use config::{AldpConfig, PeptideConfig, TargetConfig};
 pub use cox::CoxProcess;
 pub use funnel::Funnel;
 pub use gmm::Gmm;
@@ -44,6 +44,16 @@ pub fn build(config: &TargetConfig) -> fab_core::Result<Box<dyn fab_core::Target
                 aldp::InternalBoltzmann::alanine_dipeptide(c.temperature)
                     .with_chirality_filter(filter),
             ))
+        }
+        TargetConfig::Peptide(c) => {
+            let invalid = |e: String| fab_core::FabError::invalid("target", e);
+            c.validate().map_err(invalid)?;
+            let peptide = aldp::Peptide::from_files(&c.prmtop, &c.coordinates)
+                .map_err(|e| invalid(e.to_string()))?;
+            let target = peptide
+                .target(c.temperature, c.chirality_filter)
+                .map_err(|e| invalid(format!("{}: {e}", c.prmtop.display())))?;
+            Ok(Box::new(target))
         }
     }
 }

@@ -61,9 +61,48 @@ impl ChiralityFilter {
     /// FAB's training rule: the rows to keep (only the L ones) if more than `min_l_fraction` of the
     /// batch is L; `None` (keep everything) otherwise, so training cannot stall on an all-D batch.
     pub fn training_mask(&self, z: ArrayView2<f64>) -> Option<Vec<bool>> {
-        let mask = self.mask(z);
-        let n_l = mask.iter().filter(|&&m| m).count();
-        (n_l as f64 > self.min_l_fraction * mask.len() as f64).then_some(mask)
+        keep_if_enough(self.mask(z), self.min_l_fraction)
+    }
+}
+
+/// FAB's rule for filtering a training batch: `mask` if more than `min_fraction` of its rows pass,
+/// else `None` (keep everything).
+fn keep_if_enough(mask: Vec<bool>, min_fraction: f64) -> Option<Vec<bool>> {
+    let n = mask.iter().filter(|&&m| m).count();
+    (n as f64 > min_fraction * mask.len() as f64).then_some(mask)
+}
+
+/// The mirror-image test a target uses: FAB's two-dihedral test of alanine dipeptide, or the
+/// stereocentres of any molecule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MirrorFilter {
+    /// [`ChiralityFilter`] on two z coordinates (alanine dipeptide's table Z-matrix).
+    Dihedrals(ChiralityFilter),
+    /// [`StereoFilter`] on the conformations rebuilt from z.
+    Stereocentres(StereoFilter),
+}
+
+impl MirrorFilter {
+    /// Whether each row of z has the wanted handedness.
+    pub fn mask(&self, transform: &InternalCoordinates, z: ArrayView2<f64>) -> Vec<bool> {
+        match self {
+            Self::Dihedrals(f) => f.mask(z),
+            Self::Stereocentres(f) => f.mask_internal(transform, z),
+        }
+    }
+
+    /// FAB's training rule ([`ChiralityFilter::training_mask`]) with this test; the
+    /// stereocentre test uses the same 10 % threshold.
+    pub fn training_mask(
+        &self,
+        transform: &InternalCoordinates,
+        z: ArrayView2<f64>,
+    ) -> Option<Vec<bool>> {
+        let min = match self {
+            Self::Dihedrals(f) => f.min_l_fraction,
+            Self::Stereocentres(_) => ChiralityFilter::default().min_l_fraction,
+        };
+        keep_if_enough(self.mask(transform, z), min)
     }
 }
 

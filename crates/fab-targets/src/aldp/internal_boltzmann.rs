@@ -11,21 +11,28 @@ use fab_core::target::WeightedSamples;
 use fab_core::weights::normalised_weights;
 use fab_core::{LogDensity, Result, Target};
 
+use crate::aldp::bond_graph::ResidueDihedrals;
 use crate::aldp::cartesian::GAS_CONSTANT;
-use crate::aldp::chirality::ChiralityFilter;
+use crate::aldp::chirality::{ChiralityFilter, MirrorFilter};
 use crate::aldp::forcefield::{ForceField, Workspace};
 use crate::aldp::ground_truth::BasinPopulations;
 use crate::aldp::internal_coordinates::InternalCoordinates;
 use crate::aldp::lanes::{Lane, X4};
-use crate::aldp::ramachandran::phi_psi_of_internal;
+use crate::aldp::ramachandran::{torsions_of_internal, PHI_ATOMS, PSI_ATOMS};
 use crate::aldp::regularize::EnergyRegularizer;
 use crate::aldp::vec3::Vec3;
 
 /// Boltzmann density of the force field over internal coordinates.
 #[derive(Debug, Clone)]
 pub struct InternalBoltzmann {
-    /// FAB's L-form filter on training batches, if enabled.
-    chirality: Option<ChiralityFilter>,
+    /// Name in logs and results ("alanine-dipeptide", or the peptide's).
+    name: String,
+    /// The mirror-image test: reported as a metric, and applied to training batches when
+    /// `filter_training` is set.
+    mirror: MirrorFilter,
+    filter_training: bool,
+    /// φ/ψ atoms of each residue, for the basin metrics.
+    residues: Vec<ResidueDihedrals>,
     ff: ForceField,
     transform: InternalCoordinates,
     regularizer: EnergyRegularizer,
@@ -53,10 +60,18 @@ impl InternalBoltzmann {
         )
     }
 
-    /// A target from its parts; `kt` in kJ/mol.
+    /// Alanine dipeptide's target from its parts (FAB's table Z-matrix, its chirality test and
+    /// φ/ψ); `kt` in kJ/mol. The training filter starts off.
     pub fn new(ff: ForceField, transform: InternalCoordinates, kt: f64) -> Self {
         Self {
-            chirality: None,
+            name: "alanine-dipeptide".into(),
+            mirror: MirrorFilter::Dihedrals(ChiralityFilter::default()),
+            filter_training: false,
+            residues: vec![ResidueDihedrals {
+                residue: 1,
+                phi: PHI_ATOMS,
+                psi: PSI_ATOMS,
+            }],
             ff,
             transform,
             regularizer: EnergyRegularizer::default(),
@@ -64,15 +79,61 @@ impl InternalBoltzmann {
         }
     }
 
-    /// Enables (or disables) FAB's chirality filter on training batches.
+    /// A target for any molecule from its parts: `mirror` judges the handedness (and filters
+    /// training batches when `filter_training`), `residues` gives the φ/ψ of the basin metrics.
+    pub fn molecule(
+        name: &str,
+        ff: ForceField,
+        transform: InternalCoordinates,
+        kt: f64,
+        mirror: MirrorFilter,
+        residues: Vec<ResidueDihedrals>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            mirror,
+            residues,
+            ..Self::new(ff, transform, kt)
+        }
+    }
+
+    /// Enables (or disables) FAB's chirality filter on training batches, with `filter`'s
+    /// settings (alanine dipeptide's two-dihedral test).
     pub fn with_chirality_filter(mut self, filter: Option<ChiralityFilter>) -> Self {
-        self.chirality = filter;
+        self.filter_training = filter.is_some();
+        if let Some(f) = filter {
+            self.mirror = MirrorFilter::Dihedrals(f);
+        }
         self
     }
 
-    /// (φ, ψ) of every row of a batch of internal coordinates, shape (n, 2).
+    /// Enables (or disables) filtering training batches by the target's mirror-image test.
+    pub fn with_training_filter(mut self, on: bool) -> Self {
+        self.filter_training = on;
+        self
+    }
+
+    /// (φ, ψ) of the first residue for every row of a batch of internal coordinates, shape (n, 2).
     pub fn phi_psi(&self, z: ArrayView2<f64>) -> Array2<f64> {
-        phi_psi_of_internal(&self.transform, z)
+        let r = &self.residues[..self.residues.len().min(1)];
+        let atoms: Vec<[usize; 4]> = r.iter().flat_map(|r| [r.phi, r.psi]).collect();
+        torsions_of_internal(&self.transform, z, &atoms)
+    }
+
+    /// φ₁, ψ₁, φ₂, ψ₂, … of every residue for every row of a batch, shape (n, 2 × residues).
+    pub fn backbone_torsions(&self, z: ArrayView2<f64>) -> Array2<f64> {
+        let atoms: Vec<[usize; 4]> = self.residues.iter().flat_map(|r| [r.phi, r.psi]).collect();
+        torsions_of_internal(&self.transform, z, &atoms)
+    }
+
+    /// The residues whose φ/ψ the metrics report.
+    pub fn residues(&self) -> &[ResidueDihedrals] {
+        &self.residues
+    }
+
+    /// The mirror-image test.
+    pub fn mirror_filter(&self) -> &MirrorFilter {
+        &self.mirror
     }
 
     /// kT in kJ/mol.
@@ -210,7 +271,11 @@ impl LogDensity for InternalBoltzmann {
     }
 
     fn log_prob(&self, z: ArrayView2<f64>) -> Result<Array1<f64>> {
-        check_dim("alanine dipeptide (internal) log_prob", &z, self.dim())?;
+        check_dim(
+            &format!("{} (internal) log_prob", self.name),
+            &z,
+            self.dim(),
+        )?;
         Ok(par_row_chunks(
             z,
             None,
@@ -226,7 +291,7 @@ impl LogDensity for InternalBoltzmann {
         grad: ArrayViewMut2<f64>,
     ) -> Result<Array1<f64>> {
         check_dim(
-            "alanine dipeptide (internal) log_prob_and_grad",
+            &format!("{} (internal) log_prob_and_grad", self.name),
             &z,
             self.dim(),
         )?;
@@ -242,40 +307,57 @@ impl LogDensity for InternalBoltzmann {
 
 impl Target for InternalBoltzmann {
     fn name(&self) -> &str {
-        "alanine-dipeptide"
+        &self.name
     }
 
     fn training_mask(&self, z: ArrayView2<f64>) -> Option<Vec<bool>> {
-        self.chirality.as_ref().and_then(|f| f.training_mask(z))
+        self.filter_training
+            .then(|| self.mirror.training_mask(&self.transform, z))
+            .flatten()
     }
 
-    /// Population of the rare φ > 0 basin (raw flow samples, importance-reweighted flow samples,
-    /// reweighted AIS samples) and the fraction of flow samples that are L-alanine.
+    /// Population of the rare φ > 0 basin of each residue (raw flow samples,
+    /// importance-reweighted flow samples, reweighted AIS samples; names carry the residue's
+    /// number when there are several) and the fraction of flow samples in the wanted mirror form.
     fn extra_metrics(
         &self,
         flow: WeightedSamples<'_>,
         ais: WeightedSamples<'_>,
     ) -> Vec<(String, f64)> {
         let mut out = Vec::new();
-        let flow_angles = self.phi_psi(flow.x);
-        out.push((
-            "phi_positive_flow".into(),
-            BasinPopulations::of(&flow_angles, None).phi_positive,
-        ));
-        let w = normalised_weights(flow.log_w);
-        out.push((
-            "phi_positive_flow_reweighted".into(),
-            BasinPopulations::of(&flow_angles, w.as_slice()).phi_positive,
-        ));
-        if ais.x.nrows() > 0 {
-            let w = normalised_weights(ais.log_w);
+        let flow_angles = self.backbone_torsions(flow.x);
+        let ais_angles = (ais.x.nrows() > 0)
+            .then(|| (self.backbone_torsions(ais.x), normalised_weights(ais.log_w)));
+        let w_flow = normalised_weights(flow.log_w);
+        for k in 0..self.residues.len() {
+            let suffix = if self.residues.len() > 1 {
+                format!("_{}", k + 1)
+            } else {
+                String::new()
+            };
+            let pair = |a: &Array2<f64>| a.slice(ndarray::s![.., 2 * k..2 * k + 2]).to_owned();
+            let flow_k = pair(&flow_angles);
             out.push((
-                "phi_positive_ais_reweighted".into(),
-                BasinPopulations::of(&self.phi_psi(ais.x), w.as_slice()).phi_positive,
+                format!("phi_positive_flow{suffix}"),
+                BasinPopulations::of(&flow_k, None).phi_positive,
             ));
+            out.push((
+                format!("phi_positive_flow_reweighted{suffix}"),
+                BasinPopulations::of(&flow_k, w_flow.as_slice()).phi_positive,
+            ));
+            if let Some((a, w_ais)) = &ais_angles {
+                out.push((
+                    format!("phi_positive_ais_reweighted{suffix}"),
+                    BasinPopulations::of(&pair(a), w_ais.as_slice()).phi_positive,
+                ));
+            }
         }
-        let filter = ChiralityFilter::default();
-        let l = filter.mask(flow.x).iter().filter(|&&m| m).count();
+        let l = self
+            .mirror
+            .mask(&self.transform, flow.x)
+            .iter()
+            .filter(|&&m| m)
+            .count();
         out.push((
             "l_form_fraction_flow".into(),
             l as f64 / flow.x.nrows().max(1) as f64,

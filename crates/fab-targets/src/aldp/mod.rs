@@ -17,18 +17,20 @@ pub mod lanes;
 pub mod nonbonded;
 pub mod pair_geometry;
 pub mod pdb;
+pub mod peptide;
 pub mod prmtop;
 pub mod ramachandran;
 pub mod regularize;
 pub mod vec3;
 pub mod zmatrix;
 
-pub use bond_graph::{BondGraph, Stereocentre, TopologyError};
+pub use bond_graph::{BondGraph, ResidueDihedrals, Stereocentre, TopologyError};
 pub use cartesian::CartesianBoltzmann;
-pub use chirality::{ChiralityFilter, StereoFilter};
+pub use chirality::{ChiralityFilter, MirrorFilter, StereoFilter};
 pub use forcefield::{Energy, ForceField, ForceFieldError, Workspace};
 pub use internal_boltzmann::InternalBoltzmann;
 pub use internal_coordinates::InternalCoordinates;
+pub use peptide::{Peptide, PeptideError};
 pub use prmtop::{Prmtop, PrmtopError};
 pub use zmatrix::ZMatrix;
 

@@ -22,20 +22,32 @@ pub fn phi_psi(x: &[Vec3]) -> (f64, f64) {
 /// (φ, ψ) of every row of a batch of internal coordinates, shape (n, 2); NaN for rows whose
 /// reconstruction is not finite.
 pub fn phi_psi_of_internal(transform: &InternalCoordinates, z: ArrayView2<f64>) -> Array2<f64> {
-    let rows: Vec<(f64, f64)> = z
+    torsions_of_internal(transform, z, &[PHI_ATOMS, PSI_ATOMS])
+}
+
+/// The torsions (IUPAC sign, rad) over each quartet of `atoms` for every row of a batch of
+/// internal coordinates, shape (n, atoms.len()): φ₁, ψ₁, φ₂, … of a peptide's residues.
+pub fn torsions_of_internal(
+    transform: &InternalCoordinates,
+    z: ArrayView2<f64>,
+    atoms: &[[usize; 4]],
+) -> Array2<f64> {
+    let rows: Vec<Vec<f64>> = z
         .outer_iter()
         .into_par_iter()
         .map(|row| {
             let zr: Vec<f64> = row.iter().copied().collect();
             let mut x = vec![[0.0; 3]; transform.n_atoms()];
             transform.to_cartesian(&zr, &mut x);
-            phi_psi(&x)
+            atoms
+                .iter()
+                .map(|a| torsion(x[a[0]], x[a[1]], x[a[2]], x[a[3]]))
+                .collect()
         })
         .collect();
-    let mut out = Array2::zeros((rows.len(), 2));
-    for (i, (phi, psi)) in rows.into_iter().enumerate() {
-        out[[i, 0]] = phi;
-        out[[i, 1]] = psi;
+    let mut out = Array2::zeros((rows.len(), atoms.len()));
+    for (i, row) in rows.into_iter().enumerate() {
+        out.row_mut(i).assign(&ndarray::Array1::from(row));
     }
     out
 }
