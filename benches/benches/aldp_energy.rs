@@ -1,6 +1,7 @@
 //! Criterion benchmark of the alanine-dipeptide force field: energy + gradient of a batch of 1024
 //! conformations in Cartesian coordinates and of FAB's target log p(z) + ∇_z log p in internal
 //! coordinates (rayon over the batch). Evaluations per second = 1024 / time.
+//! Also the bare force field of the dipeptide and the tetrapeptide (`forces`).
 //! Run: `cargo bench -p fab-benches --bench aldp_energy` (`RAYON_NUM_THREADS=1` for per-thread rates).
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -9,7 +10,9 @@ use rand::Rng;
 
 use fab_core::{rng::seeded, LogDensity};
 use fab_targets::aldp::crd::parse_crd;
-use fab_targets::aldp::{CartesianBoltzmann, InternalBoltzmann, ALANINE_DIPEPTIDE_CRD};
+use fab_targets::aldp::{
+    CartesianBoltzmann, ForceField, InternalBoltzmann, Peptide, ALANINE_DIPEPTIDE_CRD,
+};
 
 fn energy(c: &mut Criterion) {
     let target = CartesianBoltzmann::alanine_dipeptide(300.0);
@@ -51,9 +54,30 @@ fn energy(c: &mut Criterion) {
     });
 }
 
+/// The force field alone on 1024 conformations of alanine dipeptide (22 atoms) and tetrapeptide
+/// (42 atoms) through the public batch API (`energies_and_forces`, four per SIMD call): with
+/// `RAYON_NUM_THREADS=1`, calls per second per thread = 1024 / time.
+fn forces(c: &mut Criterion) {
+    let jittered = |x0: &[[f64; 3]]| {
+        let mut rng = seeded(0);
+        Array2::from_shape_fn((1024, 3 * x0.len()), |(_, k)| {
+            x0[k / 3][k % 3] + rng.gen_range(-0.005..0.005)
+        })
+    };
+    let crd = parse_crd(ALANINE_DIPEPTIDE_CRD, "alanine-dipeptide.crd").unwrap();
+    let di = (ForceField::alanine_dipeptide(), jittered(&crd));
+    let tetra = Peptide::alanine_tetrapeptide();
+    let tetra = (ForceField::alanine_tetrapeptide(), jittered(&tetra.reference));
+    for (name, (ff, x)) in [("dipeptide", di), ("tetrapeptide", tetra)] {
+        c.bench_function(&format!("{name}_energies_and_forces_batch1024"), |b| {
+            b.iter(|| fab_benches::on_worker(|| ff.energies_and_forces(x.view()).unwrap()))
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = energy
+    targets = energy, forces
 }
 criterion_main!(benches);
