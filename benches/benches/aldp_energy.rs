@@ -67,7 +67,10 @@ fn forces(c: &mut Criterion) {
     let crd = parse_crd(ALANINE_DIPEPTIDE_CRD, "alanine-dipeptide.crd").unwrap();
     let di = (ForceField::alanine_dipeptide(), jittered(&crd));
     let tetra = Peptide::alanine_tetrapeptide();
-    let tetra = (ForceField::alanine_tetrapeptide(), jittered(&tetra.reference));
+    let tetra = (
+        ForceField::alanine_tetrapeptide(),
+        jittered(&tetra.reference),
+    );
     for (name, (ff, x)) in [("dipeptide", di), ("tetrapeptide", tetra)] {
         c.bench_function(&format!("{name}_energies_and_forces_batch1024"), |b| {
             b.iter(|| fab_benches::on_worker(|| ff.energies_and_forces(x.view()).unwrap()))

@@ -360,3 +360,34 @@ fn assert_row_is_pointwise(
         assert!((a - b).abs() < 1e-10 * scale, "row {row}: {a} vs {b}");
     }
 }
+
+/// The stereocentre filter any molecule gets (handedness of each stereocentre against a reference
+/// structure) gives FAB's two-dihedral verdict on every reference conformation of alanine
+/// dipeptide, including the D one, through z as the training filter sees it.
+#[test]
+fn the_generic_stereo_filter_agrees_with_fabs_chirality_filter() {
+    use fab_targets::aldp::{BondGraph, Prmtop, StereoFilter, ALANINE_DIPEPTIDE_PRMTOP};
+    let top = Prmtop::parse(ALANINE_DIPEPTIDE_PRMTOP, "alanine-dipeptide.prmtop").unwrap();
+    let ic = InternalCoordinates::alanine_dipeptide();
+    // The reference handedness from the transform's mean structure (z = 0).
+    let mut x0 = vec![[0.0; 3]; 22];
+    ic.to_cartesian(&[0.0; 60], &mut x0);
+    let stereo = StereoFilter::from_reference(&BondGraph::from_prmtop(&top).unwrap(), &x0);
+    let refs = references();
+    // Each reference conformation and its mirror image (x → −x), which is the D form.
+    let mut z = Array2::zeros((2 * refs.len(), 60));
+    for (i, r) in refs.iter().enumerate() {
+        z.row_mut(i).assign(&Array1::from(r.z.clone()));
+        let mirror: Vec<[f64; 3]> = r.x_openmm.iter().map(|p| [-p[0], p[1], p[2]]).collect();
+        let mut zm = vec![0.0; 60];
+        ic.to_internal(&mirror, &mut zm);
+        z.row_mut(refs.len() + i).assign(&Array1::from(zm));
+    }
+    let generic = stereo.mask_internal(&ic, z.view());
+    let fab = ChiralityFilter::default().mask(z.view());
+    assert_eq!(generic, fab);
+    for (i, r) in refs.iter().enumerate() {
+        assert_eq!(generic[i], r.is_l, "{}", r.label);
+        assert_eq!(generic[refs.len() + i], !r.is_l, "mirror of {}", r.label);
+    }
+}
