@@ -2,36 +2,21 @@
 //! conformations (tests/data/openmm-reference-energies.json, copied from the project's shared data),
 //! and their analytic gradients against finite differences.
 
+mod common;
+
 use fab_targets::aldp::bonded::BondedTerms;
 use fab_targets::aldp::gb_obc::GbObc;
 use fab_targets::aldp::nonbonded::Nonbonded;
 use fab_targets::aldp::{Prmtop, ALANINE_DIPEPTIDE_PRMTOP};
 
 fn conformations() -> Vec<(String, Vec<[f64; 3]>, serde_json::Value)> {
-    let text = include_str!("data/openmm-reference-energies.json");
-    let data: serde_json::Value = serde_json::from_str(text).unwrap();
-    data["conformations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let pos = c["positions_nm"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| {
-                    let p = p.as_array().unwrap();
-                    [
-                        p[0].as_f64().unwrap(),
-                        p[1].as_f64().unwrap(),
-                        p[2].as_f64().unwrap(),
-                    ]
-                })
-                .collect();
+    common::conformations(include_str!("data/openmm-reference-energies.json"))
+        .into_iter()
+        .map(|(label, x, c)| {
             let mut reference = c["terms_kj_per_mol"].clone();
             reference["total"] = c["energy_kj_per_mol"].clone();
             reference["forces"] = c["forces_kj_per_mol_nm"].clone();
-            (c["label"].as_str().unwrap().to_string(), pos, reference)
+            (label, x, reference)
         })
         .collect()
 }

@@ -3,6 +3,9 @@
 //! minimised, MD at 300 K, MD + 0.01 nm noise), plus round trips, finite-difference gradients,
 //! periodicity and the chirality filter.
 
+mod common;
+
+use common::log_abs_det;
 use ndarray::{Array1, Array2};
 use serde_json::Value;
 
@@ -245,31 +248,6 @@ fn log_det_matches_the_finite_difference_jacobian() {
         (fd - ld).abs() < 1e-5,
         "log det {ld} vs finite differences {fd}"
     );
-}
-
-/// log|det A| by Gaussian elimination with partial pivoting.
-fn log_abs_det(mut a: Array2<f64>) -> f64 {
-    let n = a.nrows();
-    let mut ld = 0.0;
-    for c in 0..n {
-        let p = (c..n)
-            .max_by(|&i, &j| a[[i, c]].abs().total_cmp(&a[[j, c]].abs()))
-            .unwrap();
-        if p != c {
-            for k in 0..n {
-                a.swap([p, k], [c, k]);
-            }
-        }
-        let piv = a[[c, c]];
-        ld += piv.abs().ln();
-        for i in c + 1..n {
-            let f = a[[i, c]] / piv;
-            for k in c..n {
-                a[[i, k]] -= f * a[[c, k]];
-            }
-        }
-    }
-    ld
 }
 
 #[test]

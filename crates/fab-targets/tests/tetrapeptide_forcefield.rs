@@ -4,6 +4,9 @@
 //! Unlike the dipeptide file, positions are stored at full precision, so the tolerances are tight:
 //! every force group within 1e-7 relative and forces within 1e-6 of the largest component.
 
+mod common;
+
+use common::triples;
 use fab_targets::aldp::bonded::BondedTerms;
 use fab_targets::aldp::gb_obc::GbObc;
 use fab_targets::aldp::nonbonded::Nonbonded;
@@ -19,36 +22,19 @@ struct Reference {
     forces: Vec<[f64; 3]>,
 }
 
-fn triples(v: &serde_json::Value) -> Vec<[f64; 3]> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let p = p.as_array().unwrap();
-            [
-                p[0].as_f64().unwrap(),
-                p[1].as_f64().unwrap(),
-                p[2].as_f64().unwrap(),
-            ]
-        })
-        .collect()
-}
-
 fn conformations() -> Vec<Reference> {
-    let text = include_str!("data/tetrapeptide-openmm-reference-energies.json");
-    let data: serde_json::Value = serde_json::from_str(text).unwrap();
-    data["conformations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| Reference {
-            label: c["label"].as_str().unwrap().to_string(),
-            x: triples(&c["positions_nm"]),
-            terms: c["terms_kj_per_mol"].clone(),
-            total: c["energy_kj_per_mol"].as_f64().unwrap(),
-            forces: triples(&c["forces_kj_per_mol_nm"]),
-        })
-        .collect()
+    common::conformations(include_str!(
+        "data/tetrapeptide-openmm-reference-energies.json"
+    ))
+    .into_iter()
+    .map(|(label, x, c)| Reference {
+        label,
+        x,
+        terms: c["terms_kj_per_mol"].clone(),
+        total: c["energy_kj_per_mol"].as_f64().unwrap(),
+        forces: triples(&c["forces_kj_per_mol_nm"]),
+    })
+    .collect()
 }
 
 fn topology() -> Prmtop {

@@ -3,6 +3,7 @@
 //! log|det| against a finite-difference Jacobian, ∇_z log p against finite differences, and the
 //! stereocentre filter against the handedness of each Cα computed directly.
 
+use common::log_abs_det;
 use fab_targets::aldp::internal_coordinates::DefaultStd;
 use fab_targets::aldp::vec3::{cross, dot, sub, Vec3};
 use fab_targets::aldp::{
@@ -11,34 +12,18 @@ use fab_targets::aldp::{
 };
 use ndarray::Array2;
 
+mod common;
+
 const N_ATOMS: usize = 42;
 const DIM: usize = 3 * N_ATOMS - 6;
 
 fn conformations() -> Vec<(String, Vec<Vec3>)> {
-    let text = include_str!("data/tetrapeptide-openmm-reference-energies.json");
-    let data: serde_json::Value = serde_json::from_str(text).unwrap();
-    data["conformations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let x = c["positions_nm"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| {
-                    let p: Vec<f64> = p
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_f64().unwrap())
-                        .collect();
-                    [p[0], p[1], p[2]]
-                })
-                .collect();
-            (c["label"].as_str().unwrap().to_string(), x)
-        })
-        .collect()
+    common::conformations(include_str!(
+        "data/tetrapeptide-openmm-reference-energies.json"
+    ))
+    .into_iter()
+    .map(|(label, x, _)| (label, x))
+    .collect()
 }
 
 fn graph() -> BondGraph {
@@ -119,31 +104,6 @@ fn log_det_matches_the_finite_difference_jacobian() {
         (fd - ld).abs() < 1e-5,
         "log det {ld} vs finite differences {fd}"
     );
-}
-
-/// log|det A| by Gaussian elimination with partial pivoting.
-fn log_abs_det(mut a: Array2<f64>) -> f64 {
-    let n = a.nrows();
-    let mut ld = 0.0;
-    for c in 0..n {
-        let p = (c..n)
-            .max_by(|&i, &j| a[[i, c]].abs().total_cmp(&a[[j, c]].abs()))
-            .unwrap();
-        if p != c {
-            for k in 0..n {
-                a.swap([p, k], [c, k]);
-            }
-        }
-        let piv = a[[c, c]];
-        ld += piv.abs().ln();
-        for i in c + 1..n {
-            let f = a[[i, c]] / piv;
-            for k in c..n {
-                a[[i, k]] -= f * a[[c, k]];
-            }
-        }
-    }
-    ld
 }
 
 /// ∇_z log p of the Boltzmann density over the derived coordinates against central differences.
