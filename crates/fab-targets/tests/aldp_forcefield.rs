@@ -190,19 +190,7 @@ fn total_energy_and_forces_match_openmm_for_all_32_conformations() {
             // Exact input coordinates: agreement far below the rounding tolerance (measured 2.3e-8).
             assert!((e - -138.96968726934978).abs() < 1e-6, "{e}");
         }
-        let forces: Vec<[f64; 3]> = reference["forces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                let f = f.as_array().unwrap();
-                [
-                    f[0].as_f64().unwrap(),
-                    f[1].as_f64().unwrap(),
-                    f[2].as_f64().unwrap(),
-                ]
-            })
-            .collect();
+        let forces = common::triples(&reference["forces"]);
         let largest = forces.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
         // Positions in the file are rounded to 1e-8 nm; with bond stiffnesses up to ~6e5 kJ/mol/nm²
         // that alone moves a force by up to ~6e-3 kJ/mol/nm, which dominates near minima where all
