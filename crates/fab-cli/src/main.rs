@@ -93,7 +93,7 @@ enum Command {
     /// Ground-truth MD of alanine dipeptide (temperature replica exchange) from a config's
     /// `target.ground_truth` section: frames as .npy, φ/ψ, md.json, ramachandran.png.
     Md {
-        /// Run configuration with target AlanineDipeptide(...), e.g. configs/alanine.ron.
+        /// Run configuration with target AlanineDipeptide(...) or Peptide(...), e.g. configs/alanine.ron.
         #[arg(long)]
         config: PathBuf,
         /// Output directory (default: <output.dir>/ground-truth).

@@ -1,8 +1,10 @@
-//! `fab md`: ground-truth molecular dynamics of alanine dipeptide by temperature replica exchange,
-//! with a progress bar. Writes into the output directory:
-//! `frames_z.npy` (n, 60) FAB's internal coordinates, `frames_x.npy` (n, 66) Cartesian nm,
+//! `fab md`: ground-truth molecular dynamics of alanine dipeptide (or any `Peptide` target) by
+//! temperature replica exchange, with a progress bar. Writes into the output directory:
+//! `frames_z.npy` (n, 60) internal coordinates, `frames_x.npy` (n, 66) Cartesian nm,
 //! `phi_psi.npy` (n, 2) rad, `energy.npy` (n) kJ/mol, `md.json` (settings, exchange acceptance,
-//! basin populations, energy statistics, wall time) and `ramachandran.png`.
+//! basin populations, energy statistics, wall time) and `ramachandran.png`. For a molecule of k
+//! residues `phi_psi.npy` holds φ₁, ψ₁, …, φₖ, ψₖ (n, 2k), md.json the populations of each residue
+//! (`populations_by_residue`) and `ramachandran.png` one panel per residue.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +15,8 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray_npy::WritableElement;
 
-use fab_targets::aldp::ground_truth::{replica_exchange, BasinPopulations};
+use fab_targets::aldp::ground_truth::{replica_exchange_of, BasinPopulations, MdSystem};
+use fab_targets::aldp::Peptide;
 use fab_targets::replica_exchange::ReplicaExchangeConfig;
 use fab_targets::TargetConfig;
 
@@ -23,21 +26,44 @@ use crate::plot::{ramachandran, RamachandranPanel};
 /// Name of the summary file; it is written last, so its presence marks a finished run.
 pub const MD_SUMMARY: &str = "md.json";
 
-/// The ground-truth settings of an alanine-dipeptide run config, with an optional length override.
+/// The molecule of a run config's target and its name: alanine dipeptide or a `Peptide`.
+pub fn md_system(config: &RunConfig) -> Result<(MdSystem, String)> {
+    match &config.target {
+        TargetConfig::AlanineDipeptide(_) => {
+            Ok((MdSystem::alanine_dipeptide(), "alanine-dipeptide".into()))
+        }
+        TargetConfig::Peptide(p) => {
+            let peptide = Peptide::from_files(&p.prmtop, &p.coordinates)?;
+            let system = MdSystem::peptide(&peptide)
+                .with_context(|| format!("{}", p.prmtop.display()))?;
+            Ok((system, p.prmtop.display().to_string()))
+        }
+        other => bail!("`fab md` needs a molecule: target AlanineDipeptide(...) or Peptide(...), not {other:?}"),
+    }
+}
+
+/// The ground-truth settings of a molecule's run config, with an optional length override.
 pub fn ground_truth_config(
     config: &RunConfig,
     length_ps: Option<f64>,
 ) -> Result<ReplicaExchangeConfig> {
-    let TargetConfig::AlanineDipeptide(aldp) = &config.target else {
-        bail!("`fab md` needs a config with target AlanineDipeptide(...)");
+    let (mut md, mut aldp) = match &config.target {
+        TargetConfig::AlanineDipeptide(aldp) => (aldp.ground_truth.clone(), aldp.clone()),
+        TargetConfig::Peptide(p) => (
+            p.ground_truth.clone(),
+            fab_targets::AldpConfig {
+                temperature: p.temperature,
+                chirality_filter: p.chirality_filter,
+                ground_truth: p.ground_truth.clone(),
+            },
+        ),
+        _ => bail!("`fab md` needs a config with target AlanineDipeptide(...) or Peptide(...)"),
     };
-    let mut md = aldp.ground_truth.clone();
     if let Some(l) = length_ps {
         md.length = l;
     }
-    let mut check = aldp.clone();
-    check.ground_truth = md.clone();
-    check.validate().map_err(|e| anyhow::anyhow!(e))?;
+    aldp.ground_truth = md.clone();
+    aldp.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok(md)
 }
 
@@ -56,8 +82,8 @@ where
     Ok(())
 }
 
-/// Whether `out` holds a finished run with exactly the settings `md` (the cache key).
-pub fn is_cached(md: &ReplicaExchangeConfig, out: &Path) -> bool {
+/// Whether `out` holds a finished run of `molecule` with exactly the settings `md` (the cache key).
+pub fn is_cached(md: &ReplicaExchangeConfig, molecule: &str, out: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(out.join(MD_SUMMARY)) else {
         return false;
     };
@@ -65,7 +91,9 @@ pub fn is_cached(md: &ReplicaExchangeConfig, out: &Path) -> bool {
         return false;
     };
     let same = serde_json::to_value(md).is_ok_and(|v| v == summary["settings"]);
-    same && summary["complete"] == serde_json::Value::Bool(true)
+    // md.json files written before other molecules existed have no "molecule": the dipeptide.
+    let recorded = summary["molecule"].as_str().unwrap_or("alanine-dipeptide");
+    same && recorded == molecule && summary["complete"] == serde_json::Value::Bool(true)
 }
 
 /// `fab md`: runs the config's replica exchange and writes the frames into `out`; with `reuse`,
@@ -79,15 +107,17 @@ pub fn md(
     let config = RunConfig::load(config_path)?;
     let md = ground_truth_config(&config, length_ps)
         .with_context(|| format!("invalid config {}", config_path.display()))?;
+    let (system, molecule) =
+        md_system(&config).with_context(|| format!("invalid config {}", config_path.display()))?;
     let out = out.unwrap_or_else(|| config.output.dir.join("ground-truth"));
-    if reuse && is_cached(&md, &out) {
+    if reuse && is_cached(&md, &molecule, &out) {
         eprintln!(
             "reusing the ground truth in {} (same settings)",
             out.display()
         );
         return Ok(());
     }
-    crate::commands::in_pool(config.threads, || run(&md, &out))
+    crate::commands::in_pool(config.threads, || run(&md, &system, &molecule, &out))
 }
 
 /// Convergence check (spec aldp-target.md §7.3): KL(first half ‖ second half) of the φ, ψ and
@@ -120,8 +150,14 @@ fn half_comparison(phi_psi: &ndarray::Array2<f64>) -> serde_json::Value {
     })
 }
 
-/// Runs replica exchange with settings `md` and writes the results into `out`.
-pub fn run(md: &ReplicaExchangeConfig, out: &Path) -> Result<()> {
+/// Runs replica exchange of `system` (named `molecule` in md.json) with settings `md` and writes
+/// the results into `out`.
+pub fn run(
+    md: &ReplicaExchangeConfig,
+    system: &MdSystem,
+    molecule: &str,
+    out: &Path,
+) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let n_frames = md.n_frames() as u64;
     let temps = md.temperatures();
@@ -147,7 +183,7 @@ pub fn run(md: &ReplicaExchangeConfig, out: &Path) -> Result<()> {
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
     let started = Instant::now();
-    let (frames, acceptance) = replica_exchange(md, &mut |p| {
+    let (frames, acceptance) = replica_exchange_of(system, md, &mut |p| {
         bar.set_position(p.frames as u64);
         if p.frames % 10 == 0 {
             let mean_acc = p.acceptance.iter().filter(|a| a.is_finite()).sum::<f64>()
@@ -169,20 +205,36 @@ pub fn run(md: &ReplicaExchangeConfig, out: &Path) -> Result<()> {
     write_npy(out, "frames_x.npy", &frames.x)?;
     write_npy(out, "phi_psi.npy", &frames.phi_psi)?;
     write_npy(out, "energy.npy", &frames.energy)?;
-    ramachandran(
-        &[RamachandranPanel {
-            title: &format!(
-                "replica exchange, {:.0} K, {} frames",
+    // One (φ, ψ) pair per residue.
+    let n_residues = frames.phi_psi.ncols() / 2;
+    let pair = |k: usize| frames.phi_psi.slice(ndarray::s![.., 2 * k..2 * k + 2]);
+    let titles: Vec<String> = (0..n_residues)
+        .map(|k| {
+            let residue = if n_residues > 1 {
+                format!("residue {}, ", k + 1)
+            } else {
+                String::new()
+            };
+            format!(
+                "{residue}replica exchange, {:.0} K, {} frames",
                 md.t_min,
                 frames.z.nrows()
-            ),
-            phi_psi: frames.phi_psi.view(),
+            )
+        })
+        .collect();
+    let panels: Vec<RamachandranPanel> = (0..n_residues)
+        .map(|k| RamachandranPanel {
+            title: &titles[k],
+            phi_psi: pair(k),
             weights: None,
-        }],
-        &out.join("ramachandran.png"),
-    )?;
-    let pops = BasinPopulations::of(&frames.phi_psi, None);
-    let halves = half_comparison(&frames.phi_psi);
+        })
+        .collect();
+    ramachandran(&panels, &out.join("ramachandran.png"))?;
+    let by_residue: Vec<BasinPopulations> = (0..n_residues)
+        .map(|k| BasinPopulations::of(&pair(k).to_owned(), None))
+        .collect();
+    let pops = by_residue[0];
+    let halves = half_comparison(&pair(0).to_owned());
     let n = frames.energy.len().max(1) as f64;
     let mean = frames.energy.sum() / n;
     let std = (frames.energy.mapv(|e| (e - mean) * (e - mean)).sum() / n).sqrt();
@@ -196,7 +248,9 @@ pub fn run(md: &ReplicaExchangeConfig, out: &Path) -> Result<()> {
         "kinetic_temperature_mean_k": frames.temperature.mean().unwrap_or(f64::NAN),
         "temperatures_k": temps,
         "exchange_acceptance": acceptance,
+        "molecule": molecule,
         "populations": pops,
+        "populations_by_residue": by_residue,
         "halves": halves,
         "energy_mean_kj_per_mol": mean,
         "energy_std_kj_per_mol": std,

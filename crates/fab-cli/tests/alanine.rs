@@ -226,3 +226,55 @@ fn a_blown_up_or_empty_md_is_refused_not_cached() {
         "{err}"
     );
 }
+
+/// `fab md` on a `Peptide` target (the shipped tetrapeptide): φ/ψ of each of the three residues,
+/// per-residue populations in md.json, and a dipeptide run in the same directory is not mistaken
+/// for it by `--reuse` (the molecule is part of the cache key).
+#[test]
+fn md_of_a_peptide_records_every_residue() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fab-targets/data/tetrapeptide");
+    let ground_truth = "ground_truth: (n_replicas: 2, t_max: 350.0, exchange_interval: 0.1, \
+                        save_interval: 0.2, equilibration: 1.0, length: 2.0, seed: 1)";
+    let config = dir.path().join("tetra.ron");
+    std::fs::write(
+        &config,
+        format!(
+            "(target: Peptide((prmtop: \"{}\", coordinates: \"{}\", {ground_truth})))",
+            data.join("alanine-tetrapeptide.prmtop").display(),
+            data.join("alanine-tetrapeptide.inpcrd").display()
+        ),
+    )
+    .unwrap();
+    let gt = dir.path().join("gt");
+    let g = gt.to_str().unwrap();
+    let o = fab(&["md", "--config", config.to_str().unwrap(), "--out", g]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let angles: ndarray::Array2<f64> = ndarray_npy::read_npy(gt.join("phi_psi.npy")).unwrap();
+    assert_eq!(angles.dim(), (10, 6));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(gt.join("md.json")).unwrap()).unwrap();
+    assert_eq!(
+        summary["populations_by_residue"].as_array().unwrap().len(),
+        3
+    );
+    assert_eq!(summary["complete"], true);
+    // The dipeptide with the same MD settings does not reuse the tetrapeptide's frames.
+    let di = dir.path().join("di.ron");
+    std::fs::write(&di, format!("(target: AlanineDipeptide(({ground_truth})))")).unwrap();
+    let o = fab(&[
+        "md",
+        "--reuse",
+        "--config",
+        di.to_str().unwrap(),
+        "--out",
+        g,
+    ]);
+    assert!(
+        o.status.success() && !stderr(&o).contains("reusing"),
+        "{}",
+        stderr(&o)
+    );
+    let angles: ndarray::Array2<f64> = ndarray_npy::read_npy(gt.join("phi_psi.npy")).unwrap();
+    assert_eq!(angles.dim(), (10, 2));
+}
