@@ -155,15 +155,6 @@ impl StereoFilter {
     /// [`Self::is_reference_form`] of every row of a batch of internal coordinates (rebuilt to
     /// Cartesian coordinates by `transform`), in parallel.
     pub fn mask_internal(&self, transform: &InternalCoordinates, z: ArrayView2<f64>) -> Vec<bool> {
-        use rayon::prelude::*;
-        z.outer_iter()
-            .into_par_iter()
-            .map(|row| {
-                let zr: Vec<f64> = row.iter().copied().collect();
-                let mut x = vec![[0.0; 3]; transform.n_atoms()];
-                transform.to_cartesian(&zr, &mut x);
-                self.is_reference_form(&x)
-            })
-            .collect()
+        transform.map_cartesian(z, |x| self.is_reference_form(x))
     }
 }

@@ -4,7 +4,7 @@
 
 use ndarray::{Array1, Array2};
 
-use crate::aldp::bond_graph::TopologyError;
+use crate::aldp::bond_graph::{backbone_dihedrals, TopologyError};
 use crate::aldp::cartesian::GAS_CONSTANT;
 use crate::aldp::crd::parse_crd;
 use crate::aldp::internal_coordinates::InternalCoordinates;
@@ -129,14 +129,12 @@ impl MdSystem {
     /// Any molecule: its bond-graph internal coordinates and the φ/ψ of every residue, starting
     /// from its reference structure.
     pub fn peptide(peptide: &Peptide) -> Result<Self, TopologyError> {
-        let target = peptide.target(300.0, false)?;
         Ok(Self {
-            ff: target.force_field().clone(),
+            ff: peptide.force_field().clone(),
             masses: peptide.topology.masses.clone(),
             start: peptide.reference.clone(),
-            transform: target.transform().clone(),
-            torsions: target
-                .residues()
+            transform: peptide.internal_coordinates()?,
+            torsions: backbone_dihedrals(&peptide.topology, &peptide.graph)
                 .iter()
                 .flat_map(|r| [r.phi, r.psi])
                 .collect(),

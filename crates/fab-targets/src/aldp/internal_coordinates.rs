@@ -141,6 +141,27 @@ impl InternalCoordinates {
         self.zmatrix.circular_indices()
     }
 
+    /// `f` of the Cartesian conformation of every row of a batch of z, in parallel over rows
+    /// (one reconstruction buffer per rayon task).
+    pub fn map_cartesian<T: Send>(
+        &self,
+        z: ndarray::ArrayView2<f64>,
+        f: impl Fn(&[Vec3]) -> T + Sync,
+    ) -> Vec<T> {
+        use rayon::prelude::*;
+        z.outer_iter()
+            .into_par_iter()
+            .map_init(
+                || (vec![0.0; self.dim()], vec![[0.0; 3]; self.n_atoms()]),
+                |(zr, x), row| {
+                    zr.iter_mut().zip(row.iter()).for_each(|(d, &v)| *d = v);
+                    self.to_cartesian(zr, x);
+                    f(x)
+                },
+            )
+            .collect()
+    }
+
     /// Raw internal coordinates of `x` (bonds nm, angles and dihedrals rad), in z layout.
     pub fn raw(&self, x: &[Vec3]) -> Vec<f64> {
         let [ca, n, c] = self.zmatrix.anchors;

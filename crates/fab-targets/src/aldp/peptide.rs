@@ -124,6 +124,11 @@ impl Peptide {
         .expect("the shipped tetrapeptide files parse (checked by tests)")
     }
 
+    /// The molecule's force field.
+    pub fn force_field(&self) -> &ForceField {
+        &self.force_field
+    }
+
     /// The internal-coordinate transform: Z-matrix from the bond graph, means from the reference.
     pub fn internal_coordinates(&self) -> Result<InternalCoordinates, TopologyError> {
         let zm = ZMatrix::from_bond_graph(&self.graph)?;

@@ -3,7 +3,6 @@
 //! FAB's results are judged.
 
 use ndarray::{Array2, ArrayView2};
-use rayon::prelude::*;
 
 use crate::aldp::internal_coordinates::InternalCoordinates;
 use crate::aldp::vec3::{torsion, Vec3};
@@ -32,19 +31,12 @@ pub fn torsions_of_internal(
     z: ArrayView2<f64>,
     atoms: &[[usize; 4]],
 ) -> Array2<f64> {
-    let rows: Vec<Vec<f64>> = z
-        .outer_iter()
-        .into_par_iter()
-        .map(|row| {
-            let zr: Vec<f64> = row.iter().copied().collect();
-            let mut x = vec![[0.0; 3]; transform.n_atoms()];
-            transform.to_cartesian(&zr, &mut x);
-            atoms
-                .iter()
-                .map(|a| torsion(x[a[0]], x[a[1]], x[a[2]], x[a[3]]))
-                .collect()
-        })
-        .collect();
+    let rows: Vec<Vec<f64>> = transform.map_cartesian(z, |x| {
+        atoms
+            .iter()
+            .map(|a| torsion(x[a[0]], x[a[1]], x[a[2]], x[a[3]]))
+            .collect()
+    });
     let mut out = Array2::zeros((rows.len(), atoms.len()));
     for (i, row) in rows.into_iter().enumerate() {
         out.row_mut(i).assign(&ndarray::Array1::from(row));
