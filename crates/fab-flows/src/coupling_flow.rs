@@ -193,7 +193,7 @@ where
                     let x_flat = gather_columns(h_here, part.subset.indices())
                         .reshape_like(&(n * part.width,));
                     let params = params.reshape_like(&(n * part.width, part.n_params));
-                    let (y, ld) = part.consts.apply(x_flat, params, direction);
+                    let (y, ld) = part.consts.apply_fused(x_flat, params, direction);
                     pieces.push((y.reshape_like(&(n, part.width)), part.subset.indices()));
                     let ld = ld.reshape_like(&(n, part.width)).sum::<(usize,), Axis<1>>();
                     log_det = Some(match log_det {

@@ -8,8 +8,9 @@
 //!
 //! Two engines compute the same flow ([`Engine`]): the fused one (default) runs each stage of a
 //! coupling layer as one dfdx operation with a hand-written backward pass (`columns.rs`,
-//! `conditioner.rs`, `affine_kernel.rs`, [`rq_knots`], [`rq_kernel`]); the reference one composes
-//! dfdx's own operations and is what tests/engines.rs checks the fused one against.
+//! `conditioner.rs`, `affine_kernel.rs`, [`rq_fused`]); the reference one composes
+//! dfdx's own operations (its splines: the two-stage [`rq_knots`] then [`rq_kernel`]) and is what
+//! tests/engines.rs checks the fused one against.
 //!
 //! dfdx 0.13 has a silent gradient bug in `slice` backward (it assigns instead of adding). No code
 //! here calls `slice`: the reference engine selects and merges coordinates with constant 0/1
@@ -29,6 +30,8 @@ pub(crate) mod matmul;
 pub mod real;
 pub mod realnvp;
 pub mod relative_angles;
+pub(crate) mod rq_formula;
+pub mod rq_fused;
 pub mod rq_kernel;
 pub mod rq_knots;
 pub mod simd_math;

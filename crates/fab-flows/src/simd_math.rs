@@ -12,6 +12,10 @@ pub trait SimdMath: Sized {
     fn ln_slice(v: &mut [Self]);
     /// v ← tanh v.
     fn tanh_slice(v: &mut [Self]);
+    /// eᵛ of eight values (one f32 vector or two f64 vectors), inlined into the caller's loop.
+    fn exp8(v: [Self; 8]) -> [Self; 8];
+    /// ln v of eight values.
+    fn ln8(v: [Self; 8]) -> [Self; 8];
 }
 
 macro_rules! simd_math {
@@ -26,12 +30,34 @@ macro_rules! simd_math {
             fn tanh_slice(v: &mut [Self]) {
                 apply::<$t, $w, $lanes>(v, |x| x.tanh());
             }
+            #[inline(always)]
+            fn exp8(v: [Self; 8]) -> [Self; 8] {
+                eight::<$t, $w, $lanes>(v, |x| x.exp())
+            }
+            #[inline(always)]
+            fn ln8(v: [Self; 8]) -> [Self; 8] {
+                eight::<$t, $w, $lanes>(v, |x| x.ln())
+            }
         }
     };
 }
 
 simd_math!(f32, f32x8, 8);
 simd_math!(f64, f64x4, 4);
+
+/// Applies `f` to eight values, as 8 / `L` vectors of `L` lanes.
+#[inline(always)]
+fn eight<T: Copy + Default, W: From<[T; L]> + Into<[T; L]>, const L: usize>(
+    v: [T; 8],
+    f: impl Fn(W) -> W,
+) -> [T; 8] {
+    let mut out = [T::default(); 8];
+    for (o, i) in out.chunks_exact_mut(L).zip(v.chunks_exact(L)) {
+        let lanes: [T; L] = std::array::from_fn(|j| i[j]);
+        o.copy_from_slice(&f(W::from(lanes)).into());
+    }
+    out
+}
 
 /// Applies `f` to `v` one vector of `L` lanes at a time; the tail is padded with ones.
 fn apply<T: Copy + From<u8>, W: From<[T; L]> + Into<[T; L]>, const L: usize>(
@@ -89,5 +115,25 @@ mod tests {
         assert!(worst(&xs32, f32::exp_slice, f64::exp) < 1e-6);
         assert!(worst(&pos32, f32::ln_slice, f64::ln) < 1e-6);
         assert!(worst(&xs32_nz, f32::tanh_slice, f64::tanh) < 1e-6);
+    }
+
+    #[test]
+    fn eight_value_forms_equal_the_slice_forms() {
+        let xs: [f64; 8] = std::array::from_fn(|i| -3.0 + 0.9 * i as f64);
+        let pos: [f64; 8] = std::array::from_fn(|i| 0.01 + 2.3 * i as f64);
+        let mut v = xs;
+        f64::exp_slice(&mut v);
+        assert_eq!(f64::exp8(xs), v);
+        let mut v = pos;
+        f64::ln_slice(&mut v);
+        assert_eq!(f64::ln8(pos), v);
+        let xs32 = xs.map(|x| x as f32);
+        let pos32 = pos.map(|x| x as f32);
+        let mut v = xs32;
+        f32::exp_slice(&mut v);
+        assert_eq!(f32::exp8(xs32), v);
+        let mut v = pos32;
+        f32::ln_slice(&mut v);
+        assert_eq!(f32::ln8(pos32), v);
     }
 }

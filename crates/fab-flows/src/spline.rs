@@ -5,8 +5,10 @@
 //! heights (softmax, then at least `min_bin`) and knot derivatives (softplus, at least `min_slope`,
 //! shifted so zero parameters give slope 1). Linear tails: K − 1 free interior derivatives and
 //! slope 1 at ±B, identity outside. Circular: K free derivatives with d_K = d_0, so value and slope
-//! match at −π and π. Both stages run as fused dfdx operations with hand-written backward passes:
-//! parameters → knots in [`crate::rq_knots`], bin search + RQ formula in [`crate::rq_kernel`].
+//! match at −π and π. [`SplineConsts::apply`] runs two fused dfdx operations with hand-written
+//! backward passes (parameters → knots in [`crate::rq_knots`], bin search + RQ formula in
+//! [`crate::rq_kernel`]); [`SplineConsts::apply_fused`] does all of it in one, eight rows at a
+//! time ([`crate::rq_fused`]), and is what the fused engine uses.
 //!
 //! In bin k with ξ = (x − x_k)/w_k, s = h_k/w_k:
 //!   y = y_k + h_k(sξ² + d_kξ(1−ξ)) / (s + (d_{k+1} + d_k − 2s)ξ(1−ξ))
@@ -17,6 +19,7 @@ use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::real::{Real, M, V};
+use crate::rq_fused::rq_fused;
 use crate::rq_kernel::rq_spline;
 use crate::rq_knots::knots;
 
@@ -103,5 +106,26 @@ impl SplineConsts {
         let (knots_x, knots_y, derivs) = knots(params, *c, self.circular, b);
         // Bin search, gather and the RQ formula in one fused operation (rq_kernel.rs).
         rq_spline(x, knots_x, knots_y, derivs, b, direction)
+    }
+
+    /// [`Self::apply`] as one fused operation, eight rows at a time (rq_fused.rs): the fused
+    /// engine's path; equal to `apply` up to rounding.
+    pub fn apply_fused<E: Real, T: Tape<E, Cpu>>(
+        &self,
+        x: V<E, T>,
+        params: M<E, T>,
+        direction: Direction,
+    ) -> (V<E, T>, V<E, T>)
+    where
+        Cpu: Device<E>,
+    {
+        rq_fused(
+            x,
+            params,
+            self.config,
+            self.circular,
+            self.bound(),
+            direction,
+        )
     }
 }
