@@ -253,16 +253,24 @@ fn knots<E: Real>(sh: &Shape<E>, s: &mut Scratch<E>, probs: &mut [L<E>], slopes:
         *l = e.map(|e| E::one() + e);
     }
     ln_u.iter_mut().for_each(|v| v.0 = E::ln8(v.0));
-    let one = E::one();
+    let (zero, one) = (E::zero(), E::one());
     for j in 0..sh.n_free {
-        let (mut value, mut sigma) = (L::splat(0.0), L::splat(0.0));
-        for l in 0..LANES {
-            let (v, e, ln_u) = (free[j].0[l] + sh.shift, e[j].0[l], ln_u[j].0[l]);
-            let u = one + e;
-            let log1p = if u == one { e } else { ln_u * e / (u - one) };
-            value.0[l] = v.max(E::zero()) + log1p + sh.min_slope;
-            sigma.0[l] = if v >= E::zero() { one / u } else { e / u };
-        }
+        // Whole-vector steps with selects (no per-lane branches), so they stay on SIMD lanes.
+        let v = free[j] + Lanes([sh.shift; LANES]);
+        let (e, ln_u) = (e[j], ln_u[j]);
+        let u = e + L::splat(1.0);
+        let u_minus_1 = u - L::splat(1.0);
+        let ratio = ln_u * e / u_minus_1;
+        // ln(1 + e) = ln(u)·e/(u − 1), or e where u rounds to 1.
+        let log1p = Lanes(build(zero, |l| {
+            if u_minus_1.0[l] == zero {
+                e.0[l]
+            } else {
+                ratio.0[l]
+            }
+        }));
+        let value = v.relu() + log1p + Lanes([sh.min_slope; LANES]);
+        let sigma = v.zip(e, |v, e| if v >= zero { one } else { e }) / u;
         slopes[j] = sigma;
         if sh.circular {
             s.ds[j] = value;
