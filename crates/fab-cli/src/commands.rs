@@ -295,17 +295,15 @@ fn eval_in_pool(
     let truth = match ground_truth {
         None => None,
         Some(dir) => {
-            if !matches!(
-                config.target,
-                fab_targets::TargetConfig::AlanineDipeptide(_)
-            ) {
+            let Some(molecule) = fab_targets::build_molecule(&config.target)? else {
                 bail!(
-                    "--ground-truth is for alanine-dipeptide runs; {} trains on {:?}",
+                    "--ground-truth is for molecule runs (AlanineDipeptide or Peptide); {} trains on {:?}",
                     run.display(),
                     config.target
                 );
-            }
-            Some(crate::aldp_eval::GroundTruth::load(dir)?)
+            };
+            let frames = crate::aldp_eval::load_ground_truth(dir, &molecule)?;
+            Some((molecule, frames))
         }
     };
     let mut parts = load_trained(run, config, checkpoint)?;
@@ -322,8 +320,8 @@ fn eval_in_pool(
         &eval_config,
         &mut rng,
     )?;
-    if let Some(truth) = &truth {
-        let extra = crate::aldp_eval::evaluate(&ev, &*parts.flow, truth, run)?;
+    if let Some((molecule, frames)) = &truth {
+        let extra = crate::aldp_eval::evaluate(&ev, &*parts.flow, molecule, frames, run)?;
         ev.metrics.extend(extra);
     }
     let mut out = serde_json::Map::new();
@@ -372,12 +370,19 @@ pub fn sample(
         // Samples, log q and weights, twice over while they are written.
         let per_sample = 2 * (parts.flow.dim() + 2);
         fab_core::memory::ensure_f64s_fit("-n", n, per_sample)?;
-        write_samples(parts, n, out, ais, seed)
+        write_samples(parts, &config.target, n, out, ais, seed)
     })
 }
 
 /// `fab sample` with the run loaded: draws the samples and writes them to `out`.
-fn write_samples(mut parts: Components, n: usize, out: &Path, ais: bool, seed: u64) -> Result<()> {
+fn write_samples(
+    mut parts: Components,
+    target: &fab_targets::TargetConfig,
+    n: usize,
+    out: &Path,
+    ais: bool,
+    seed: u64,
+) -> Result<()> {
     let mut rng = fab_core::rng::seeded(seed);
     // Flow samples need no AIS run: their weights are log p − log q.
     let (x, log_w) = if ais {
@@ -396,7 +401,7 @@ fn write_samples(mut parts: Components, n: usize, out: &Path, ais: bool, seed: u
         (x, log_p - log_q)
     };
     if out.extension().is_some_and(|e| e == "pdb") {
-        return write_pdb(&parts, x.view(), out);
+        return write_pdb(target, x.view(), out);
     }
     let log_q = parts.flow.log_prob(x.view())?;
     let mut w =
@@ -419,18 +424,32 @@ fn write_samples(mut parts: Components, n: usize, out: &Path, ais: bool, seed: u
     Ok(())
 }
 
-/// Writes internal-coordinate samples of the alanine-dipeptide target as a multi-model PDB file.
-fn write_pdb(parts: &Components, z: ndarray::ArrayView2<f64>, out: &Path) -> Result<()> {
-    use fab_targets::aldp::{pdb, InternalCoordinates, Prmtop, ALANINE_DIPEPTIDE_PRMTOP};
-    if parts.target.name() != "alanine-dipeptide" {
-        bail!(
-            "PDB output ({}) is for the alanine-dipeptide target, not {}",
-            out.display(),
-            parts.target.name()
-        );
-    }
-    let top = Prmtop::parse(ALANINE_DIPEPTIDE_PRMTOP, "alanine-dipeptide.prmtop")?;
-    let transform = InternalCoordinates::alanine_dipeptide();
+/// Writes internal-coordinate samples of a molecule target (alanine dipeptide or a `Peptide`) as
+/// a multi-model PDB file.
+fn write_pdb(
+    target: &fab_targets::TargetConfig,
+    z: ndarray::ArrayView2<f64>,
+    out: &Path,
+) -> Result<()> {
+    use fab_targets::aldp::{pdb, InternalCoordinates, Peptide, Prmtop, ALANINE_DIPEPTIDE_PRMTOP};
+    use fab_targets::TargetConfig;
+    let (top, transform) = match target {
+        TargetConfig::AlanineDipeptide(_) => (
+            Prmtop::parse(ALANINE_DIPEPTIDE_PRMTOP, "alanine-dipeptide.prmtop")?,
+            InternalCoordinates::alanine_dipeptide(),
+        ),
+        TargetConfig::Peptide(c) => {
+            let peptide = Peptide::from_files(&c.prmtop, &c.coordinates)?;
+            let transform = peptide
+                .internal_coordinates()
+                .with_context(|| format!("{}", c.prmtop.display()))?;
+            (peptide.topology, transform)
+        }
+        other => bail!(
+            "PDB output ({}) is for molecule targets, not {other:?}",
+            out.display()
+        ),
+    };
     let frames: Vec<Vec<[f64; 3]>> = z
         .rows()
         .into_iter()

@@ -228,10 +228,11 @@ fn a_blown_up_or_empty_md_is_refused_not_cached() {
 }
 
 /// `fab md` on a `Peptide` target (the shipped tetrapeptide): φ/ψ of each of the three residues,
-/// per-residue populations in md.json, and a dipeptide run in the same directory is not mistaken
-/// for it by `--reuse` (the molecule is part of the cache key).
+/// per-residue populations in md.json; a tiny training run evaluated against those frames with
+/// per-residue metrics, plots and marginal KLDs, and its samples as PDB; and a dipeptide run in
+/// the same directory is not mistaken for it by `--reuse` (the molecule is part of the cache key).
 #[test]
-fn md_of_a_peptide_records_every_residue() {
+fn md_train_eval_and_pdb_of_a_peptide_per_residue() {
     let dir = tempfile::tempdir().unwrap();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fab-targets/data/tetrapeptide");
     let ground_truth = "ground_truth: (n_replicas: 2, t_max: 350.0, exchange_interval: 0.1, \
@@ -259,6 +260,79 @@ fn md_of_a_peptide_records_every_residue() {
         3
     );
     assert_eq!(summary["complete"], true);
+
+    // A tiny FAB run on it, judged against those frames per residue, and samples as PDB.
+    let run = dir.path().join("run");
+    let train = dir.path().join("train.ron");
+    std::fs::write(
+        &train,
+        format!(
+            r#"(
+    target: Peptide((prmtop: "{}", coordinates: "{}", {ground_truth})),
+    flow: SplineCoupling((n_layers: 2, hidden_units: 8, hidden_layers: 1, init_seed: 0,
+        spline: (bins: 4, bound: 5.0),
+        circular: [8, 11, 17, 23, 26, 32, 38, 41, 47, 53, 62, 83, 92, 104, 113],
+        circular_shift: Random)),
+    ais: (n_intermediate: 1, kernel: Hmc(n_leapfrog: 1, max_grad: 1000.0), init_step_size: 0.02),
+    training: (seed: 3, batch_size: 16,
+        buffer: (min_length: 32, max_length: 64, n_updates: 1, w_adjust_clip: Some(10.0)),
+        optimizer: (lr: 1e-3), iterations: Fixed(1)),
+    eval: (n_samples: 48, inner_batch: 16, n_test: 0, log_z_groups: 2),
+    output: (dir: "{}", log_every: 1, n_evals: 0, checkpoint_every: 1),
+    threads: Some(1),
+)"#,
+            data.join("alanine-tetrapeptide.prmtop").display(),
+            data.join("alanine-tetrapeptide.inpcrd").display(),
+            run.display()
+        ),
+    )
+    .unwrap();
+    let o = fab(&["train", "--config", train.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = run.to_str().unwrap();
+    let o = fab(&["eval", "--run", r, "--ground-truth", g]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    for key in [
+        "kld_phi_flow_1",
+        "kld_ramachandran_flow_reweighted_3",
+        "population_alpha_r_ground_truth_se_2",
+        "kld_marginals_all_mean_flow",
+        "kld_marginals_dihedrals_mean_ais_reweighted",
+    ] {
+        assert!(
+            eval[key]
+                .as_f64()
+                .is_some_and(|v| v.is_finite() && v >= 0.0),
+            "{key}: {}",
+            eval[key]
+        );
+    }
+    for png in [
+        "ramachandran.png",
+        "ramachandran_residue3.png",
+        "phi_residue2.png",
+    ] {
+        assert!(run.join(png).exists(), "missing {png}");
+    }
+    let csv = std::fs::read_to_string(run.join("marginal_klds.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 121, "header + 120 coordinates");
+    let pdb = dir.path().join("s.pdb");
+    let o = fab(&[
+        "sample",
+        "--run",
+        r,
+        "-n",
+        "3",
+        "--out",
+        pdb.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&pdb).unwrap();
+    assert_eq!(text.matches("MODEL").count(), 3);
+    assert_eq!(text.matches("\nATOM").count(), 3 * 42);
+
     // The dipeptide with the same MD settings does not reuse the tetrapeptide's frames.
     let di = dir.path().join("di.ron");
     std::fs::write(&di, format!("(target: AlanineDipeptide(({ground_truth})))")).unwrap();

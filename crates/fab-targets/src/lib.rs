@@ -30,30 +30,43 @@ pub use many_well::ManyWell;
 
 /// Builds the target described by `config`.
 pub fn build(config: &TargetConfig) -> fab_core::Result<Box<dyn fab_core::Target>> {
+    if let Some(molecule) = build_molecule(config)? {
+        return Ok(Box::new(molecule));
+    }
     match config {
         TargetConfig::Gmm40 => Ok(Box::new(Gmm::paper())),
         TargetConfig::GmmV1 => Ok(Box::new(Gmm::grid9())),
         TargetConfig::Funnel { dim } => Ok(Box::new(Funnel::new(*dim)?)),
         TargetConfig::Cox => Ok(Box::new(CoxProcess::pines()?)),
         TargetConfig::ManyWell { dim } => Ok(Box::new(ManyWell::new(*dim)?)),
+        TargetConfig::AlanineDipeptide(_) | TargetConfig::Peptide(_) => {
+            unreachable!("molecules are built by build_molecule above")
+        }
+    }
+}
+
+/// The molecule target of `config` as its concrete type (for evaluation against MD and for
+/// the φ/ψ of samples); `None` for targets that are not molecules.
+pub fn build_molecule(config: &TargetConfig) -> fab_core::Result<Option<aldp::InternalBoltzmann>> {
+    let invalid = |e: String| fab_core::FabError::invalid("target", e);
+    match config {
         TargetConfig::AlanineDipeptide(c) => {
-            c.validate()
-                .map_err(|e| fab_core::FabError::invalid("target", e))?;
+            c.validate().map_err(invalid)?;
             let filter = c.chirality_filter.then(aldp::ChiralityFilter::default);
-            Ok(Box::new(
+            Ok(Some(
                 aldp::InternalBoltzmann::alanine_dipeptide(c.temperature)
                     .with_chirality_filter(filter),
             ))
         }
         TargetConfig::Peptide(c) => {
-            let invalid = |e: String| fab_core::FabError::invalid("target", e);
             c.validate().map_err(invalid)?;
             let peptide = aldp::Peptide::from_files(&c.prmtop, &c.coordinates)
                 .map_err(|e| invalid(e.to_string()))?;
             let target = peptide
                 .target(c.temperature, c.chirality_filter)
                 .map_err(|e| invalid(format!("{}: {e}", c.prmtop.display())))?;
-            Ok(Box::new(target))
+            Ok(Some(target))
         }
+        _ => Ok(None),
     }
 }

@@ -45,6 +45,29 @@ impl Default for DefaultStd {
     }
 }
 
+/// What an internal coordinate measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum CoordinateKind {
+    /// A bond length.
+    Bond,
+    /// A bond angle.
+    Angle,
+    /// A dihedral (torsion or improper).
+    Dihedral,
+}
+
+impl CoordinateKind {
+    /// The kind of z[i] in the layout above: z[0], z[1] bonds, z[2] an angle, then bond, angle,
+    /// dihedral per Z-matrix row.
+    pub fn of_index(i: usize) -> Self {
+        match i {
+            0 | 1 => Self::Bond,
+            2 => Self::Angle,
+            _ => [Self::Bond, Self::Angle, Self::Dihedral][(i - 3) % 3],
+        }
+    }
+}
+
 /// Wraps an angle to [−π, π).
 pub fn wrap_angle(a: f64) -> f64 {
     (a + PI).rem_euclid(2.0 * PI) - PI

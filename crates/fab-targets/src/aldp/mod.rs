@@ -8,6 +8,7 @@ pub mod bonded;
 pub mod cartesian;
 pub mod chirality;
 pub mod crd;
+pub mod evaluation;
 pub mod forcefield;
 pub mod gb_obc;
 pub mod ground_truth;
