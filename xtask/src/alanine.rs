@@ -1,7 +1,7 @@
-//! `cargo xtask reproduce alanine [--quick]`: ground truth by replica-exchange MD (reused when a
-//! finished run with the same settings exists in results/ground-truth/<profile>), FAB training
-//! (resumed from its checkpoint), evaluation against the ground truth, a PDB of flow samples, and
-//! results.json / results.md with the Ramachandran plots.
+//! `cargo xtask reproduce alanine|tetrapeptide [--quick]`: ground truth by replica-exchange MD
+//! (reused when a finished run with the same settings exists in results/ground-truth/<profile>),
+//! FAB training (resumed from its checkpoint), evaluation against the ground truth, a PDB of flow
+//! samples, and results.json / results.md with the Ramachandran plots (one per residue).
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +11,18 @@ use anyhow::Result;
 
 use crate::{fmt, read_json, run, run_peak_mib, train_and_eval};
 
-/// Rows of the alanine table: (metric key, description).
+/// Rows of the table that describe the whole molecule (the others are per residue).
+const MOLECULE_ROWS: &[&str] = &[
+    "eval_ess_flow",
+    "eval_ess_ais",
+    "l_form_fraction_flow",
+    "test_mean_log_q_ground_truth",
+    "kld_marginals_all_mean_flow",
+    "kld_marginals_all_mean_flow_reweighted",
+    "kld_marginals_max_flow_reweighted",
+];
+
+/// Rows of the molecule table: (metric key, description).
 const ROWS: &[(&str, &str)] = &[
     (
         "eval_ess_flow",
@@ -88,10 +99,24 @@ const ROWS: &[(&str, &str)] = &[
         "test_mean_log_q_ground_truth",
         "mean log q of the MD frames under the flow",
     ),
+    (
+        "kld_marginals_all_mean_flow",
+        "KL(MD ‖ flow) of every internal coordinate's marginal, mean (marginal_klds.csv)",
+    ),
+    (
+        "kld_marginals_all_mean_flow_reweighted",
+        "the same for the reweighted flow",
+    ),
+    (
+        "kld_marginals_max_flow_reweighted",
+        "the largest of them, reweighted flow",
+    ),
 ];
 
-/// Runs the alanine benchmark; returns the Markdown report.
+/// Runs a molecule benchmark (`name`: alanine or tetrapeptide); returns the Markdown report.
+#[allow(clippy::too_many_arguments)]
 pub fn reproduce(
+    name: &str,
     root: &Path,
     fab: &Path,
     config: &Path,
@@ -133,7 +158,7 @@ pub fn reproduce(
         .display()
         .to_string();
     let report = serde_json::json!({
-        "benchmark": "alanine",
+        "benchmark": name,
         "profile": profile,
         "config": config_rel,
         "metrics": r.metrics,
@@ -149,9 +174,14 @@ pub fn reproduce(
         results.join("results.json"),
         serde_json::to_string_pretty(&report)?,
     )?;
-    for png in ["ramachandran.png", "phi.png", "curves.png"] {
-        if run_dir.join(png).exists() {
-            std::fs::copy(run_dir.join(png), results.join(png))?;
+    for entry in std::fs::read_dir(&run_dir)? {
+        let file = entry?.file_name();
+        let file = file.to_string_lossy();
+        let wanted = ["ramachandran", "phi", "curves", "marginal_klds"]
+            .iter()
+            .any(|stem| file.starts_with(stem));
+        if wanted && (file.ends_with(".png") || file.ends_with(".csv")) {
+            std::fs::copy(run_dir.join(&*file), results.join(&*file))?;
         }
     }
     if ground_truth.join("ramachandran.png").exists() {
@@ -178,18 +208,37 @@ fn markdown(report: &serde_json::Value) -> String {
         md["force_evaluations"],
         fmt(&md["wall_seconds"], 0),
     );
+    // Residues from the MD summary (older summaries have no per-residue list: one residue).
+    let n_res = md["populations_by_residue"]
+        .as_array()
+        .map_or(1, |a| a.len().max(1));
     s.push_str("| metric | value |\n|---|---|\n");
     for (key, what) in ROWS {
-        // Populations carry a standard error (`<key>_se`): delta method for weighted samples,
-        // block averaging for MD.
-        let se = &m[format!("{key}_se")];
-        let digits = if key.starts_with("population") { 5 } else { 4 };
-        let value = if se.is_null() {
-            fmt(&m[*key], digits)
+        let residues: Vec<String> = if n_res == 1 || MOLECULE_ROWS.contains(key) {
+            vec![String::new()]
         } else {
-            format!("{} ± {}", fmt(&m[*key], digits), fmt(se, digits))
+            (1..=n_res).map(|k| format!("_{k}")).collect()
         };
-        s.push_str(&format!("| {what} (`{key}`) | {value} |\n"));
+        for suffix in residues {
+            // Populations carry a standard error (`<key>_se`): delta method for weighted
+            // samples, block averaging for MD.
+            let se = &m[format!("{key}_se{suffix}")];
+            let value = &m[format!("{key}{suffix}")];
+            let digits = if key.starts_with("population") { 5 } else { 4 };
+            let value = if se.is_null() {
+                fmt(value, digits)
+            } else {
+                format!("{} ± {}", fmt(value, digits), fmt(se, digits))
+            };
+            let residue = if suffix.is_empty() {
+                String::new()
+            } else {
+                format!(", residue {}", &suffix[1..])
+            };
+            s.push_str(&format!(
+                "| {what}{residue} (`{key}{suffix}`) | {value} |\n"
+            ));
+        }
     }
     s.push_str(&format!(
         "\nWall time: training {} s (this invocation), evaluation {} s on {} samples; peak memory {} MiB.\n\

@@ -59,6 +59,8 @@ enum Benchmark {
     ManyWell,
     /// Alanine dipeptide in implicit solvent against replica-exchange MD ground truth.
     Alanine,
+    /// Alanine tetrapeptide (three residues, 120-D) against replica-exchange MD ground truth.
+    Tetrapeptide,
 }
 
 /// Training objectives (the `training.loss` values of fab-core).
@@ -198,6 +200,7 @@ fn reproduce(
         Benchmark::Cox => "cox",
         Benchmark::ManyWell => "many-well",
         Benchmark::Alanine => "alanine",
+        Benchmark::Tetrapeptide => "tetrapeptide",
     };
     if medium && benchmark != Benchmark::Alanine {
         bail!("--medium is a profile of the alanine benchmark only");
@@ -302,8 +305,8 @@ fn reproduce(
             )?;
             comparison_markdown(&report, &profile)
         }
-        Benchmark::Alanine => {
-            alanine::reproduce(&root, &fab, &config, &results, &profile, eval_samples)?
+        Benchmark::Alanine | Benchmark::Tetrapeptide => {
+            alanine::reproduce(name, &root, &fab, &config, &results, &profile, eval_samples)?
         }
     };
     std::fs::write(results.join("results.md"), &md)?;

@@ -490,5 +490,71 @@ pub fn plot_curves(run: &Path) -> Result<()> {
             s.1.push((x, rec[c].parse().unwrap_or(f64::NAN)));
         }
     }
-    crate::plot::curves(&series, &run.join("curves.png"))
+    crate::plot::curves(&series, &run.join("curves.png"))?;
+    // ESS against training wall time: from the in-training evaluations (eval.jsonl) when there
+    // are at least two, else the per-iteration batch ESS of metrics.csv averaged over windows of
+    // 50 iterations. Logs written before the wall_seconds column existed give no plot.
+    let Ok(wall) = col("wall_seconds") else {
+        return Ok(());
+    };
+    let evals = read_eval_log(&run.join("eval.jsonl"))?;
+    let minutes = |s: f64| s / 60.0;
+    let (series, source) = if evals.len() >= 2 {
+        let pick = |key: &str| -> Vec<(f64, f64)> {
+            evals
+                .iter()
+                .map(|row| {
+                    let get = |k: &str| row[k].as_f64().unwrap_or(f64::NAN);
+                    (minutes(get("wall_seconds")), get(key))
+                })
+                .collect()
+        };
+        (
+            vec![
+                ("flow", pick("eval_ess_flow")),
+                ("AIS", pick("eval_ess_ais")),
+            ],
+            "evaluations",
+        )
+    } else {
+        let mut reader = csv::Reader::from_path(&path)?;
+        let (flow, ais) = (col("ess_flow")?, col("ess_ais")?);
+        let rows: Vec<[f64; 3]> = reader
+            .records()
+            .filter_map(|r| r.ok())
+            .map(|r| [wall, flow, ais].map(|c| r[c].parse().unwrap_or(f64::NAN)))
+            .collect();
+        let windows = |k: usize| -> Vec<(f64, f64)> {
+            rows.chunks(50)
+                .map(|w| {
+                    let n = w.len() as f64;
+                    let t = w.last().map_or(f64::NAN, |r| minutes(r[0]));
+                    (t, w.iter().map(|r| r[k]).sum::<f64>() / n)
+                })
+                .collect()
+        };
+        (
+            vec![("flow (batch)", windows(1)), ("AIS (batch)", windows(2))],
+            "training batches, means over 50 iterations",
+        )
+    };
+    crate::plot::overlaid_curves(
+        &series,
+        "training wall time (min)",
+        &format!("ESS / N ({source})"),
+        &run.join("ess_vs_time.png"),
+    )
+}
+
+/// The rows of an eval.jsonl (empty when the file does not exist); unreadable lines are skipped.
+fn read_eval_log(path: &Path) -> Result<Vec<serde_json::Value>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
 }

@@ -67,6 +67,8 @@ pub struct CliObserver<'a> {
     pub eval_log: File,
     pub eval_at: BTreeSet<u64>,
     pub stop: Arc<AtomicBool>,
+    /// Training wall time at the last observed iteration (written with each evaluation).
+    pub wall_seconds: f64,
 }
 
 impl<'a> CliObserver<'a> {
@@ -112,6 +114,7 @@ impl<'a> CliObserver<'a> {
             metrics,
             eval_log,
             stop,
+            wall_seconds: 0.0,
         })
     }
 
@@ -135,6 +138,7 @@ impl<'a> CliObserver<'a> {
         )?;
         let mut row = serde_json::Map::new();
         row.insert("iteration".into(), iteration.into());
+        row.insert("wall_seconds".into(), self.wall_seconds.into());
         for (k, v) in &ev.metrics {
             row.insert(k.clone(), serde_json::Value::from(*v));
         }
@@ -171,6 +175,7 @@ impl<'a> CliObserver<'a> {
         mut ctx: TrainContext<'_>,
     ) -> anyhow::Result<ControlFlow<()>> {
         let it = info.iteration;
+        self.wall_seconds = info.wall_seconds;
         self.bar.set_position(it);
         self.bar.set_message(format!(
             "loss {:.3} ESS ais {:.3} flow {:.3} acc {:.2} ε {:.3}",

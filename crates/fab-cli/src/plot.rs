@@ -254,3 +254,65 @@ pub fn overlaid_densities(
     root.present()?;
     Ok(())
 }
+
+/// Curves overlaid in one panel with a legend on linear axes (ESS against wall time).
+pub fn overlaid_curves(
+    series: &[(&str, Vec<(f64, f64)>)],
+    x_desc: &str,
+    y_desc: &str,
+    path: &Path,
+) -> Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(path, (720, 440)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let points: Vec<&(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.1.iter())
+        .filter(finite)
+        .collect();
+    if points.is_empty() {
+        return Err(anyhow!("nothing to plot"));
+    }
+    let range = |f: fn(&(f64, f64)) -> f64| {
+        points
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(f(p)), b.max(f(p)))
+            })
+    };
+    let (x0, x1) = range(|p| p.0);
+    let (y0, y1) = range(|p| p.1);
+    let mut chart = ChartBuilder::on(&root)
+        .margin(15)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1.max(x0 + 1e-9), y0.min(0.0)..y1.max(y0 + 1e-9) * 1.05)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .y_label_formatter(&|v| format!("{v:.2}"))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
+    let colours = [BLACK, BLUE, RED, GREEN, MAGENTA];
+    for (k, (name, pts)) in series.iter().enumerate() {
+        let colour = colours[k % colours.len()];
+        let pts: Vec<(f64, f64)> = pts.iter().filter(finite).copied().collect();
+        chart
+            .draw_series(LineSeries::new(pts, colour.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -110,6 +110,21 @@ fn train_writes_results_and_resume_reproduces_an_uninterrupted_run() {
     assert!(a.join("plots/samples_0000006.png").exists());
     let metrics = std::fs::read_to_string(a.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 7, "header + one row per iteration");
+    // Training wall time: a last column that never decreases, also in every evaluation row,
+    // and the ESS-vs-time plot drawn from it.
+    assert!(metrics.lines().next().unwrap().ends_with(",wall_seconds"));
+    let wall: Vec<f64> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(wall.windows(2).all(|w| w[1] >= w[0]) && wall[0] >= 0.0, "{wall:?}");
+    let evals = std::fs::read_to_string(a.join("eval.jsonl")).unwrap();
+    for line in evals.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(row["wall_seconds"].as_f64().is_some(), "{line}");
+    }
+    assert!(a.join("ess_vs_time.png").exists());
 
     // Refuses to overwrite a finished run.
     let again = fab(&["train", "--config", cfg_a.to_str().unwrap()]);

@@ -269,6 +269,10 @@ pub struct IterInfo {
     pub n_invalid: usize,
     /// Target evaluations so far, including the buffer fill.
     pub target_evals: u64,
+    /// Training wall time so far in seconds, from the start of the buffer fill (or of the first
+    /// iteration), summed over the invocations of a resumed run: the x axis of ESS-vs-time curves.
+    /// The only logged value that is not reproducible from the seed.
+    pub wall_seconds: f64,
 }
 
 /// Serialisable scalar state of a trainer, stored in checkpoint metadata.
@@ -279,6 +283,9 @@ struct TrainerState {
     adam_t: u64,
     buffer_write_index: usize,
     rng: FabRng,
+    /// Absent in checkpoints written before it existed (read as 0).
+    #[serde(default)]
+    wall_seconds: f64,
 }
 
 /// The training state: optimiser, buffer, RNG, counters.
@@ -296,9 +303,18 @@ pub struct Trainer {
     pub target_evals: u64,
     /// Training random stream.
     pub rng: FabRng,
+    /// Wall time of earlier invocations (from the checkpoint) and the start of this one.
+    wall_before: f64,
+    wall_start: Option<std::time::Instant>,
 }
 
 impl Trainer {
+    /// Training wall time so far (see [`IterInfo::wall_seconds`]); starts the clock on first use.
+    pub fn wall_seconds(&mut self) -> f64 {
+        let start = *self.wall_start.get_or_insert_with(std::time::Instant::now);
+        self.wall_before + start.elapsed().as_secs_f64()
+    }
+
     /// A fresh trainer for `flow`.
     pub fn new(config: TrainConfig, flow: &dyn Flow) -> Result<Self> {
         config.validate()?;
@@ -317,6 +333,8 @@ impl Trainer {
             target_evals: 0,
             rng: crate::rng::seeded(config.seed),
             config,
+            wall_before: 0.0,
+            wall_start: None,
         })
     }
 
@@ -334,6 +352,7 @@ impl Trainer {
         sampler: &mut dyn AnnealedSampler,
         target: &dyn Target,
     ) -> Result<()> {
+        self.wall_seconds();
         let counting = CountingDensity::new(target, self.target_evals);
         let goal = self.goal();
         if let Some(buffer) = self.buffer.as_mut() {
@@ -390,6 +409,7 @@ impl Trainer {
         self.iteration += 1;
         info.iteration = self.iteration;
         info.target_evals = self.target_evals;
+        info.wall_seconds = self.wall_seconds();
         Ok(info)
     }
 
@@ -565,6 +585,8 @@ impl Trainer {
             adam_t: self.adam.t,
             buffer_write_index: write_index,
             rng: self.rng.clone(),
+            wall_seconds: self.wall_before
+                + self.wall_start.map_or(0.0, |s| s.elapsed().as_secs_f64()),
         };
         ck.put_meta(
             "trainer",
@@ -616,6 +638,8 @@ impl Trainer {
         self.target_evals = state.target_evals;
         self.adam.t = state.adam_t;
         self.rng = state.rng;
+        self.wall_before = state.wall_seconds;
+        self.wall_start = None;
         Ok(())
     }
 }
