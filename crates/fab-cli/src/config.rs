@@ -232,22 +232,24 @@ mod tests {
     /// A peptide config's circular list is the rotors of the target's Z-matrix: written by hand
     /// from `peptide_info`, so checked here.
     #[test]
-    fn the_tetrapeptide_config_lists_the_targets_circular_coordinates() {
+    fn the_tetrapeptide_configs_list_the_targets_circular_coordinates() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let config = RunConfig::load(&root.join("configs/tetrapeptide-quick.ron")).unwrap();
-        let TargetConfig::Peptide(p) = &config.target else {
-            panic!("not a Peptide target: {:?}", config.target)
-        };
-        let peptide = fab_targets::aldp::Peptide::from_files(
-            &root.join(&p.prmtop),
-            &root.join(&p.coordinates),
-        )
-        .unwrap();
-        let want = peptide.internal_coordinates().unwrap().circular_indices();
-        let fab_flows::FlowConfig::SplineCoupling(flow) = &config.flow else {
-            panic!("not a spline flow")
-        };
-        assert_eq!(flow.circular, want);
+        for file in ["configs/tetrapeptide-quick.ron", "configs/tetrapeptide.ron"] {
+            let config = RunConfig::load(&root.join(file)).unwrap();
+            let TargetConfig::Peptide(p) = &config.target else {
+                panic!("{file}: not a Peptide target: {:?}", config.target)
+            };
+            let peptide = fab_targets::aldp::Peptide::from_files(
+                &root.join(&p.prmtop),
+                &root.join(&p.coordinates),
+            )
+            .unwrap();
+            let want = peptide.internal_coordinates().unwrap().circular_indices();
+            let fab_flows::FlowConfig::SplineCoupling(flow) = &config.flow else {
+                panic!("{file}: not a spline flow")
+            };
+            assert_eq!(flow.circular, want, "{file}");
+        }
     }
 
     #[test]
