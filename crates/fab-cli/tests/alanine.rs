@@ -17,6 +17,24 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `fab sample -n 3` of `run` as PDB into `dir`: three models of `atoms` atoms each.
+fn assert_three_pdb_models(dir: &Path, run: &str, atoms: usize) {
+    let pdb = dir.join("s.pdb");
+    let o = fab(&[
+        "sample",
+        "--run",
+        run,
+        "-n",
+        "3",
+        "--out",
+        pdb.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&pdb).unwrap();
+    assert_eq!(text.matches("MODEL").count(), 3);
+    assert_eq!(text.matches("\nATOM").count(), 3 * atoms);
+}
+
 fn tiny_config(run: &Path, length: f64) -> String {
     format!(
         r#"(
@@ -111,20 +129,7 @@ fn md_train_eval_and_pdb_end_to_end() {
     assert!(eval["kld_ramachandran_flow"].as_f64().unwrap() >= 0.0);
     assert!(run.join("ramachandran.png").exists() && run.join("phi.png").exists());
 
-    let pdb = dir.path().join("s.pdb");
-    let o = fab(&[
-        "sample",
-        "--run",
-        r,
-        "-n",
-        "3",
-        "--out",
-        pdb.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let text = std::fs::read_to_string(&pdb).unwrap();
-    assert_eq!(text.matches("MODEL").count(), 3);
-    assert_eq!(text.matches("\nATOM").count(), 66);
+    assert_three_pdb_models(dir.path(), r, 22);
 
     // A corrupt frames file is named in the error.
     std::fs::write(gt.join("frames_z.npy"), b"not numpy").unwrap();
@@ -318,20 +323,7 @@ fn md_train_eval_and_pdb_of_a_peptide_per_residue() {
     }
     let csv = std::fs::read_to_string(run.join("marginal_klds.csv")).unwrap();
     assert_eq!(csv.lines().count(), 121, "header + 120 coordinates");
-    let pdb = dir.path().join("s.pdb");
-    let o = fab(&[
-        "sample",
-        "--run",
-        r,
-        "-n",
-        "3",
-        "--out",
-        pdb.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let text = std::fs::read_to_string(&pdb).unwrap();
-    assert_eq!(text.matches("MODEL").count(), 3);
-    assert_eq!(text.matches("\nATOM").count(), 3 * 42);
+    assert_three_pdb_models(dir.path(), r, 42);
 
     // The dipeptide with the same MD settings does not reuse the tetrapeptide's frames.
     let di = dir.path().join("di.ron");

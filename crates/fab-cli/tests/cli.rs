@@ -118,7 +118,10 @@ fn train_writes_results_and_resume_reproduces_an_uninterrupted_run() {
         .skip(1)
         .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
         .collect();
-    assert!(wall.windows(2).all(|w| w[1] >= w[0]) && wall[0] >= 0.0, "{wall:?}");
+    assert!(
+        wall.windows(2).all(|w| w[1] >= w[0]) && wall[0] >= 0.0,
+        "{wall:?}"
+    );
     let evals = std::fs::read_to_string(a.join("eval.jsonl")).unwrap();
     for line in evals.lines() {
         let row: serde_json::Value = serde_json::from_str(line).unwrap();
