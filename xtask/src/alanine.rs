@@ -177,9 +177,15 @@ pub fn reproduce(
     for entry in std::fs::read_dir(&run_dir)? {
         let file = entry?.file_name();
         let file = file.to_string_lossy();
-        let wanted = ["ramachandran", "phi", "curves", "marginal_klds"]
-            .iter()
-            .any(|stem| file.starts_with(stem));
+        let wanted = [
+            "ramachandran",
+            "phi",
+            "curves",
+            "ess_vs_time",
+            "marginal_klds",
+        ]
+        .iter()
+        .any(|stem| file.starts_with(stem));
         if wanted && (file.ends_with(".png") || file.ends_with(".csv")) {
             std::fs::copy(run_dir.join(&*file), results.join(&*file))?;
         }
