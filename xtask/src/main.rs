@@ -2,7 +2,8 @@
 //! end: builds the `fab` binary, trains (resuming if a checkpoint exists), evaluates, and writes
 //! `results/<name>/` with results.json, results.md and the plots; `gmm-v1`, `funnel` and `cox` do the same
 //! for fab-jax's benchmarks. `many-well` compares FAB with the
-//! paper's baselines; `alanine` adds replica-exchange ground truth (cached) and its KL divergences.
+//! paper's baselines; `alanine` adds replica-exchange ground truth (cached) and its KL divergences,
+//! `tetrapeptide` the same for alanine tetrapeptide, per residue.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -78,7 +78,7 @@ pub fn evaluate(
     truth: &MdFrames,
     run: &Path,
 ) -> Result<Vec<(String, f64)>> {
-    let cmp = compare_with_md(
+    let mut cmp = compare_with_md(
         target,
         truth,
         ModelSamples {
@@ -90,7 +90,7 @@ pub fn evaluate(
             log_w: ev.ais_log_w.view(),
         },
     )?;
-    let mut m = cmp.metrics.clone();
+    let mut m = std::mem::take(&mut cmp.metrics);
     // Mean log q of (up to 10,000 evenly spaced) ground-truth frames under the flow.
     let stride = (truth.z.nrows() / 10_000).max(1);
     let test = truth.z.slice(s![..;stride, ..]).to_owned();

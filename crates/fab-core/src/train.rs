@@ -352,7 +352,7 @@ impl Trainer {
         sampler: &mut dyn AnnealedSampler,
         target: &dyn Target,
     ) -> Result<()> {
-        self.wall_seconds();
+        self.wall_seconds(); // starts the training clock with the fill
         let counting = CountingDensity::new(target, self.target_evals);
         let goal = self.goal();
         if let Some(buffer) = self.buffer.as_mut() {

@@ -155,22 +155,23 @@ pub fn rq_fused<E: Real, T: Tape<E, Cpu>>(
     tape.add_backward_op(move |grads| {
         let go: Vec<E> = std::mem::take(grads.get_or_alloc_mut(&g_out)?);
         let gl: Vec<E> = std::mem::take(grads.get_or_alloc_mut(&g_ld)?);
-        // w_j = g_out · ∂out/∂input_j + g_ld · ∂ld/∂input_j, for every block.
-        let weights = |b: usize| -> [L<E>; N] {
+        // w_j = g_out · ∂out/∂input_j + g_ld · ∂ld/∂input_j of block b's lanes.
+        let weight = |b: usize, j: usize| -> L<E> {
             let rows = b * LANES..((b + 1) * LANES).min(r);
             let (mut o, mut l) = (L::splat(0.0), L::splat(0.0));
             o.0[..rows.len()].copy_from_slice(&go[rows.clone()]);
             l.0[..rows.len()].copy_from_slice(&gl[rows]);
             let part = &saved[b * stride + 2 * shape.k + shape.n_free + 1..(b + 1) * stride];
-            build(L::splat(0.0), |j| o * part[j] + l * part[N + j])
+            o * part[j] + l * part[N + j]
         };
         {
+            // Input u: w_0 only (the gradient buffers cannot be borrowed together).
             let gu = grads.get_or_alloc_mut(&g_u)?;
             for b in 0..n_blocks {
-                let w = weights(b);
+                let w0 = weight(b, 0);
                 let rows = b * LANES..((b + 1) * LANES).min(r);
                 for (lane, i) in rows.enumerate() {
-                    gu[i] += w[0].0[lane];
+                    gu[i] += w0.0[lane];
                 }
             }
         }
@@ -178,7 +179,7 @@ pub fn rq_fused<E: Real, T: Tape<E, Cpu>>(
         let mut g_block = vec![L::splat(0.0); p];
         let mut g_a = vec![L::splat(0.0); shape.k];
         for b in 0..n_blocks {
-            let w = weights(b);
+            let w: [L<E>; N] = build(L::splat(0.0), |j| weight(b, j));
             let block = &saved[b * stride..(b + 1) * stride];
             knots_backward(&shape, block, &w, &mut g_a, &mut g_block);
             let rows = b * LANES..((b + 1) * LANES).min(r);

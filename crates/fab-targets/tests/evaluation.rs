@@ -143,4 +143,10 @@ fn tetrapeptide_metrics_per_residue_and_shape_errors() {
     };
     let err = compare_with_md(&target, &truth, bad, no_ais).unwrap_err();
     assert!(err.to_string().contains("flow z"), "{err}");
+    let empty = MdFrames {
+        z: Array2::zeros((0, 120)),
+        torsions: Array2::zeros((0, 6)),
+    };
+    let err = compare_with_md(&target, &empty, same, no_ais).unwrap_err();
+    assert!(err.to_string().contains("at least one frame"), "{err}");
 }

@@ -193,7 +193,7 @@ pub fn compare_with_md<'a>(
     let dim = target.transform().dim();
     let n_res = target.residues().len();
     let shape_check = |what: &'static str, shape: &[usize], cols: usize| {
-        if shape.len() != 2 || shape[1] != cols || (what == "MD z" && shape[0] == 0) {
+        if shape.len() != 2 || shape[1] != cols {
             return Err(EvaluationError::Shape {
                 what,
                 shape: shape.to_vec(),
@@ -206,6 +206,13 @@ pub fn compare_with_md<'a>(
     shape_check("MD torsions", truth.torsions.shape(), 2 * n_res)?;
     shape_check("flow z", flow.z.shape(), dim)?;
     shape_check("AIS z", ais.z.shape(), dim)?;
+    if truth.z.nrows() == 0 {
+        return Err(EvaluationError::Shape {
+            what: "MD z",
+            shape: truth.z.shape().to_vec(),
+            expected: "at least one frame".into(),
+        });
+    }
     if truth.z.nrows() != truth.torsions.nrows()
         || flow.z.nrows() != flow.log_w.len()
         || ais.z.nrows() != ais.log_w.len()
@@ -320,16 +327,15 @@ pub fn compare_with_md<'a>(
             }
         })
         .collect();
-    let mut sets = vec!["flow", "flow_reweighted"];
+    type Pick = fn(&MarginalKld) -> f64;
+    let mut sets: Vec<(&str, Pick)> = vec![
+        ("flow", |k| k.flow),
+        ("flow_reweighted", |k| k.flow_reweighted),
+    ];
     if has_ais {
-        sets.push("ais_reweighted");
+        sets.push(("ais_reweighted", |k| k.ais_reweighted));
     }
-    for name in sets {
-        let value = |k: &MarginalKld| match name {
-            "flow" => k.flow,
-            "flow_reweighted" => k.flow_reweighted,
-            _ => k.ais_reweighted,
-        };
+    for (name, value) in sets {
         for (group, kind) in [
             ("bonds", Some(CoordinateKind::Bond)),
             ("angles", Some(CoordinateKind::Angle)),
