@@ -68,6 +68,18 @@ impl Ais {
         tune: bool,
         rng: &mut FabRng,
     ) -> Result<AisBatch> {
+        // A user's own density may not check its input's width: compare the dimensions here.
+        for (what, d) in [("flow", flow.dim()), ("target", target.dim())] {
+            fab_core::density::check_dim(
+                &format!("AIS start points for the {what}"),
+                &x0.view(),
+                d,
+            )?;
+        }
+        if x0.nrows() == 0 {
+            // No chains: nothing to anneal and nothing to adapt the step sizes from.
+            return Ok(AisBatch::empty(x0.ncols(), self.config.n_intermediate));
+        }
         let mut points =
             Points::evaluate_reusing(x0.clone(), log_q0, flow, target, self.kernel.needs_grad())?;
         let flow_log_w =
@@ -165,6 +177,12 @@ impl AnnealedSampler for Ais {
                 "AIS step sizes",
                 self.step_sizes.len(),
                 step_sizes.len(),
+            ));
+        }
+        if let Some(bad) = step_sizes.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
+            return Err(FabError::invalid(
+                "AIS step sizes",
+                format!("each must be a positive number, got {bad}"),
             ));
         }
         self.step_sizes.copy_from_slice(step_sizes);

@@ -433,3 +433,52 @@ fn smc_with_resampling_stays_unbiased_and_resamples() {
         "log w spread {always} with resampling vs {never} without"
     );
 }
+
+#[test]
+fn bad_input_is_an_error_and_empty_batches_are_empty() {
+    let p = target();
+    for config in [hmc_config(2), metropolis_config(2)] {
+        let mut ais = Ais::new(config).unwrap();
+        // A flow of another dimension than the target.
+        let e = ais
+            .run(
+                &StdNormalFlow::new(3),
+                &p,
+                10,
+                AnnealTarget::P,
+                false,
+                &mut seeded(1),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains('3') && e.contains('2'), "{e}");
+        // No samples asked: an empty batch with the right shapes, step sizes untouched.
+        let before = ais.step_sizes();
+        let b = ais
+            .run(
+                &StdNormalFlow::new(2),
+                &p,
+                0,
+                AnnealTarget::P,
+                true,
+                &mut seeded(1),
+            )
+            .unwrap();
+        assert_eq!((b.x.dim(), b.log_w.len()), ((0, 2), 0));
+        assert_eq!(ais.step_sizes(), before);
+        // Step sizes of the wrong count or sign are refused and leave the sampler as it was.
+        assert!(ais.set_step_sizes(&before[1..]).is_err());
+        assert!(ais.set_step_sizes(&vec![-1.0; before.len()]).is_err());
+        assert!(ais.set_step_sizes(&vec![f64::NAN; before.len()]).is_err());
+        assert_eq!(ais.step_sizes(), before);
+    }
+    // Invalid settings are refused by `Ais::new` with the field named.
+    let Err(e) = Ais::new(AisConfig {
+        init_step_size: -1.0,
+        ..hmc_config(2)
+    }) else {
+        panic!("a negative step size was accepted");
+    };
+    let e = e.to_string();
+    assert!(e.contains("ais.init_step_size"), "{e}");
+}

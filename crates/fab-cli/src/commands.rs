@@ -50,7 +50,9 @@ fn train_in_pool(config_path: &Path, config: RunConfig, resume: bool) -> Result<
     let ck_path = run_dir.join(CHECKPOINT_FILE);
 
     let mut parts = Components::build(&config)?;
-    let mut trainer = parts.trainer(&config)?;
+    let mut trainer = parts
+        .trainer(&config)
+        .with_context(|| format!("invalid config {}", config_path.display()))?;
     if config.output.n_evals > 0 {
         // Refused now rather than at the first evaluation, hours into the run.
         config.eval.check_memory(parts.target.dim())?;
@@ -197,6 +199,7 @@ pub fn bench(
 ) -> Result<()> {
     let mut config = RunConfig::load(config_path)?;
     if threads.is_some() {
+        crate::config::check_threads(threads).context("--threads")?;
         config.threads = threads;
     }
     in_pool(config.threads, || {
@@ -212,7 +215,9 @@ fn bench_in_pool(
     warmup: usize,
 ) -> Result<()> {
     let mut parts = Components::build(config)?;
-    let mut trainer = parts.trainer(config)?;
+    let mut trainer = parts
+        .trainer(config)
+        .with_context(|| format!("invalid config {}", config_path.display()))?;
     eprintln!(
         "benchmarking {} ({} flow parameters): filling the buffer, {warmup} warm-up and {iterations} timed iterations",
         config_path.display(),
@@ -363,6 +368,14 @@ pub fn sample(
 ) -> Result<()> {
     if n == 0 {
         bail!("-n must be at least 1");
+    }
+    // Checked before any sampling: the format follows the file name.
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if !matches!(ext, "csv" | "pdb") {
+        bail!(
+            "--out {}: unknown format `.{ext}`; write .csv (any target) or .pdb (molecules)",
+            out.display()
+        );
     }
     let config = load_run_config(run)?;
     in_pool(config.threads, || {

@@ -40,7 +40,7 @@ impl Components {
     /// (A warm-up-cosine schedule without `total_steps` decays over the whole run.)
     pub fn trainer(&self, config: &RunConfig) -> Result<Trainer> {
         use fab_core::AnnealedSampler;
-        let training = config.training.resolved(self.ais.flow_evals_per_sample());
+        let training = config.training.resolved(self.ais.flow_evals_per_sample())?;
         Ok(Trainer::new(training, &*self.flow)?)
     }
 

@@ -105,6 +105,7 @@ impl RunConfig {
         config.training.validate().with_context(invalid)?;
         config.ais.validate().with_context(invalid)?;
         config.eval.validate().with_context(invalid)?;
+        check_threads(config.threads).with_context(invalid)?;
         if config.output.log_every == 0 || config.output.checkpoint_every == 0 {
             anyhow::bail!(
                 "invalid config {}: output.log_every and output.checkpoint_every must be positive",
@@ -169,6 +170,20 @@ impl RunConfig {
             self,
             ron::ser::PrettyConfig::default(),
         )?)
+    }
+}
+
+/// The most worker threads a run may ask for: far above any machine's cores, far below the
+/// number whose start-up alone would stall the run (10⁵ threads hang for minutes).
+pub const MAX_THREADS: usize = 1024;
+
+/// Checks a thread count (`threads` in a config or `--threads`): `None` means one per core.
+pub fn check_threads(threads: Option<usize>) -> Result<()> {
+    match threads {
+        Some(n) if n == 0 || n > MAX_THREADS => {
+            anyhow::bail!("threads: Some({n}) must lie in 1..={MAX_THREADS} (None: one per core)")
+        }
+        _ => Ok(()),
     }
 }
 

@@ -219,6 +219,47 @@ fn bad_configs_name_the_file_and_field() {
         &fab(&["train", "--config", "no/such.ron"]),
         &["no/such.ron"],
     );
+
+    // Settings that used to run with exit 0 and no learning, no result, or a hang: each refused
+    // at load time with the file and field named.
+    let base = tiny_config(&run, 2, 2);
+    let cases = [
+        (
+            "threads0.ron",
+            "output: (",
+            "threads: Some(0), output: (",
+            "threads",
+        ),
+        (
+            "threads_huge.ron",
+            "output: (",
+            "threads: Some(100000), output: (",
+            "threads",
+        ),
+        (
+            "no_iterations.ron",
+            "Fixed(2)",
+            "Fixed(0)",
+            "training.iterations",
+        ),
+        (
+            "groups.ron",
+            "log_z_groups: 4",
+            "log_z_groups: 1000",
+            "eval.log_z_groups",
+        ),
+        (
+            "warmup.ron",
+            "optimizer: (lr: 1e-3)",
+            "optimizer: (lr: 1e-3, schedule: WarmupCosine(warmup_steps: 50))",
+            "warmup_steps",
+        ),
+    ];
+    for (name, from, to, field) in cases {
+        assert!(base.contains(from), "{from}");
+        train_refuses(tmp.path(), name, &base.replace(from, to), &[name, field]);
+    }
+    assert!(!run.join("checkpoint.safetensors").exists());
 }
 
 #[test]
@@ -321,13 +362,14 @@ fn missing_corrupt_and_foreign_checkpoints_are_rejected_clearly() {
 }
 
 #[test]
-fn ctrl_c_and_sigterm_stop_training_cleanly_with_a_checkpoint() {
+fn ctrl_c_and_sigterm_stop_training_cleanly_and_a_second_trainer_is_refused() {
     for signal in ["-INT", "-TERM"] {
         stop_with(signal);
     }
 }
 
-/// Starts a long run, sends `signal` once it has logged a few rows, and checks the clean stop.
+/// Starts a long run, checks that a second trainer on its directory is refused, sends `signal`
+/// once it has logged a few rows, and checks the clean stop.
 fn stop_with(signal: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
@@ -348,6 +390,12 @@ fn stop_with(signal: &str) {
         assert!(started.elapsed().as_secs() < 120, "training did not start");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // A second trainer on the same directory, fresh or resuming, is refused while the first
+    // runs: its rows would interleave with the first one's.
+    for extra in [&[][..], &["--resume"][..]] {
+        let second = fab(&[&["train", "--config", cfg.to_str().unwrap()][..], extra].concat());
+        assert_clean_failure(&second, &["in use by another `fab train`"]);
+    }
     let status = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
@@ -362,6 +410,14 @@ fn stop_with(signal: &str) {
     let state: serde_json::Value = ck.meta_json("trainer").unwrap();
     let it = state["iteration"].as_u64().unwrap();
     assert!((4..1_000_000).contains(&it), "stopped at iteration {it}");
+    // One row per iteration, in order: nothing written by the refused second trainers.
+    let rows: Vec<u64> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(rows, (1..=rows.len() as u64).collect::<Vec<_>>());
 }
 
 #[test]
@@ -454,6 +510,8 @@ fn sizes_beyond_memory_are_refused_with_the_setting_named() {
     train_refuses(tmp.path(), "huge.ron", &huge, &["buffer.max_length", "GiB"]);
     let huge = tiny_config(&run, 2, 2).replace("n_samples: 200", "n_samples: 100000000000000");
     train_refuses(tmp.path(), "eval.ron", &huge, &["eval.n_samples", "GiB"]);
+    let huge = tiny_config(&run, 2, 2).replace("n_test: 200", "n_test: 100000000000000");
+    train_refuses(tmp.path(), "test.ron", &huge, &["eval.n_test", "GiB"]);
     assert!(!run.join("checkpoint.safetensors").exists());
     // `fab sample -n` of 10¹⁵ on a trained run.
     let cfg = write_config(tmp.path(), "ok.ron", &tiny_config(&run, 2, 2));
@@ -473,4 +531,19 @@ fn sizes_beyond_memory_are_refused_with_the_setting_named() {
         ]),
         &["-n", "GiB"],
     );
+    // An output format it cannot write: refused before sampling, nothing written.
+    let out = tmp.path().join("s.xyz");
+    assert_clean_failure(
+        &fab(&[
+            "sample",
+            "--run",
+            run.to_str().unwrap(),
+            "-n",
+            "10",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        &["s.xyz", ".csv"],
+    );
+    assert!(!out.exists());
 }

@@ -19,7 +19,8 @@ pub trait LogDensity: Send + Sync {
     /// Points outside the support give `-inf`; never panic on finite or non-finite input.
     fn log_prob(&self, x: ArrayView2<f64>) -> Result<Array1<f64>>;
 
-    /// log p(x) for each row, and ∇ₓ log p(x) written into `grad` (same shape as `x`).
+    /// log p(x) for each row, and ∇ₓ log p(x) written into `grad` (same shape as `x`; another
+    /// shape is an error, see [`check_dim_and_grad`]).
     fn log_prob_and_grad(
         &self,
         x: ArrayView2<f64>,
@@ -34,6 +35,25 @@ pub fn check_dim(context: &str, x: &ArrayView2<f64>, dim: usize) -> Result<()> {
             context,
             format!("(n, {dim})"),
             format!("({}, {})", x.nrows(), x.ncols()),
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_dim`] for `log_prob_and_grad`, and that `grad` has the shape of `x` (one gradient
+/// row per point), so a wrong buffer is an error instead of a panic deep in a parallel loop.
+pub fn check_dim_and_grad(
+    context: &str,
+    x: &ArrayView2<f64>,
+    grad: &ArrayViewMut2<f64>,
+    dim: usize,
+) -> Result<()> {
+    check_dim(context, x, dim)?;
+    if grad.dim() != x.dim() {
+        return Err(crate::FabError::shape(
+            format!("{context}: gradient buffer"),
+            format!("{:?}", x.dim()),
+            format!("{:?}", grad.dim()),
         ));
     }
     Ok(())

@@ -53,16 +53,28 @@ impl EvalConfig {
                 ));
             }
         }
+        if self.log_z_groups > self.n_samples {
+            // Empty groups would give no log Z error at all (reported as null).
+            return Err(crate::FabError::invalid(
+                "eval.log_z_groups",
+                format!(
+                    "{} groups of {} samples: at most one group per sample",
+                    self.log_z_groups, self.n_samples
+                ),
+            ));
+        }
         Ok(())
     }
 }
 
 impl EvalConfig {
     /// Checks that an evaluation of points of dimension `dim` fits in memory: flow and AIS
-    /// samples with their weights, twice over while they are concatenated.
+    /// samples with their weights, twice over while they are concatenated, and the test set.
     pub fn check_memory(&self, dim: usize) -> Result<()> {
         let per_sample = 2 * (2 * dim + 2);
-        crate::memory::ensure_f64s_fit("eval.n_samples", self.n_samples, per_sample)
+        crate::memory::ensure_f64s_fit("eval.n_samples", self.n_samples, per_sample)?;
+        // The target's exact test samples and their log q.
+        crate::memory::ensure_f64s_fit("eval.n_test", self.n_test, dim + 1)
     }
 }
 

@@ -51,6 +51,22 @@ pub struct AisBatch {
     pub n_invalid: usize,
 }
 
+impl AisBatch {
+    /// A batch of no chains in dimension `dim` (what asking for 0 samples gives).
+    pub fn empty(dim: usize, n_intermediate: usize) -> Self {
+        Self {
+            x: Array2::zeros((0, dim)),
+            log_w: Array1::zeros(0),
+            log_q: Array1::zeros(0),
+            log_p: Array1::zeros(0),
+            x0: Array2::zeros((0, dim)),
+            flow_log_w: Array1::zeros(0),
+            acceptance: vec![f64::NAN; n_intermediate],
+            n_invalid: 0,
+        }
+    }
+}
+
 /// An annealed importance sampler driven by the training loop.
 pub trait AnnealedSampler: Send {
     /// Runs `n` chains starting from fresh flow samples toward `goal`. When `tune` is true the step

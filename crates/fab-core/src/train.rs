@@ -144,17 +144,38 @@ impl TrainConfig {
 
     /// The settings with every "derive from the run" value filled in: a warm-up-cosine schedule
     /// without `total_steps` decays to 0 at the run's last optimiser step. `per` is the flow
-    /// evaluations per sample of one AIS pass (as for [`TrainConfig::n_iterations`]).
-    pub fn resolved(mut self, per: usize) -> Self {
-        let run_steps = self.n_iterations(per) * self.steps_per_iteration();
-        if let crate::optim::LrSchedule::WarmupCosine { total_steps, .. } =
-            &mut self.optimizer.schedule
+    /// evaluations per sample of one AIS pass (as for [`TrainConfig::n_iterations`]). Refuses a
+    /// run of no iterations and a warm-up as long as the run it would fill.
+    pub fn resolved(mut self, per: usize) -> Result<Self> {
+        let iterations = self.n_iterations(per);
+        if iterations == 0 {
+            return Err(FabError::invalid(
+                "training.iterations",
+                format!("{:?} gives no iteration to train", self.iterations),
+            ));
+        }
+        let per_iteration = self.steps_per_iteration();
+        let run_steps = iterations * per_iteration;
+        if let crate::optim::LrSchedule::WarmupCosine {
+            total_steps,
+            warmup_steps,
+        } = &mut self.optimizer.schedule
         {
             if *total_steps == 0 {
+                if run_steps <= *warmup_steps {
+                    return Err(FabError::invalid(
+                        "training.optimizer.schedule.warmup_steps",
+                        format!(
+                            "{warmup_steps} warm-up steps, but the whole run has only {run_steps} \
+                             optimiser steps ({iterations} iterations × {per_iteration} per \
+                             iteration): shorten the warm-up or lengthen the run"
+                        ),
+                    ));
+                }
                 *total_steps = run_steps;
             }
         }
-        self
+        Ok(self)
     }
 
     /// Checks the settings for values the algorithm cannot run with.
@@ -790,7 +811,7 @@ mod tests {
             warmup_steps: 40,
             total_steps: 0,
         };
-        let r = c.resolved(2);
+        let r = c.resolved(2).unwrap();
         assert_eq!(
             r.optimizer.schedule,
             crate::optim::LrSchedule::WarmupCosine {
@@ -799,7 +820,20 @@ mod tests {
             }
         );
         // An explicit total is kept.
-        assert_eq!(r.resolved(2), r);
+        assert_eq!(r.resolved(2).unwrap(), r);
+        // A warm-up as long as the whole run, and a run of no iterations, are refused by name.
+        c.optimizer.schedule = crate::optim::LrSchedule::WarmupCosine {
+            warmup_steps: 1000,
+            total_steps: 0,
+        };
+        let msg = c.resolved(2).unwrap_err().to_string();
+        assert!(
+            msg.contains("warmup_steps") && msg.contains("1000 optimiser steps"),
+            "{msg}"
+        );
+        c.iterations = Iterations::Fixed(0);
+        let msg = c.resolved(2).unwrap_err().to_string();
+        assert!(msg.contains("training.iterations"), "{msg}");
     }
 
     #[test]

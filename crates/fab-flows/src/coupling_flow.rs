@@ -666,7 +666,7 @@ where
         x: ArrayView2<f64>,
         grad: ArrayViewMut2<f64>,
     ) -> Result<Array1<f64>> {
-        self.check("flow log_prob_and_grad", &x)?;
+        fab_core::density::check_dim_and_grad("flow log_prob_and_grad", &x, &grad, self.dim)?;
         let mut out = Array1::zeros(x.nrows());
         if x.nrows() == 0 {
             return Ok(out);

@@ -115,6 +115,13 @@ where
                     format!("index {j} out of range for dimension {dim}"),
                 ));
             }
+            if circular[j] {
+                // Harmless as such, but most likely a typo for another index.
+                return Err(FabError::invalid(
+                    "flow.circular",
+                    format!("index {j} is listed twice"),
+                ));
+            }
             circular[j] = true;
         }
         let dev = dfdx::prelude::Cpu::default();

@@ -16,7 +16,7 @@ use nalgebra::DMatrix;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
-use fab_core::density::check_dim;
+use fab_core::density::{check_dim, check_dim_and_grad};
 use fab_core::{FabError, LogDensity, Result, Target};
 
 /// The shipped pines data (fab-jax, MIT; see `data/cox/README.md`).
@@ -210,14 +210,7 @@ impl LogDensity for CoxProcess {
         x: ArrayView2<f64>,
         grad: ArrayViewMut2<f64>,
     ) -> Result<Array1<f64>> {
-        check_dim("cox log_prob_and_grad", &x, self.dim())?;
-        if grad.dim() != x.dim() {
-            return Err(FabError::shape(
-                "cox gradient",
-                format!("{:?}", x.dim()),
-                format!("{:?}", grad.dim()),
-            ));
-        }
+        check_dim_and_grad("cox log_prob_and_grad", &x, &grad, self.dim())?;
         Ok(self.batch(x, Some(grad)))
     }
 }

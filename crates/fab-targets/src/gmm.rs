@@ -10,7 +10,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use fab_core::density::{check_dim, par_rows};
+use fab_core::density::{check_dim, check_dim_and_grad, par_rows};
 use fab_core::target::WeightedSamples;
 use fab_core::weights::normalised_weights;
 use fab_core::{FabRng, LogDensity, PlotView, Result, Target};
@@ -254,7 +254,7 @@ impl LogDensity for Gmm {
         x: ArrayView2<f64>,
         grad: ArrayViewMut2<f64>,
     ) -> Result<Array1<f64>> {
-        check_dim("GMM log_prob_and_grad", &x, self.dim())?;
+        check_dim_and_grad("GMM log_prob_and_grad", &x, &grad, self.dim())?;
         Ok(par_rows(x, Some(grad), |r, g| self.point(r, g)))
     }
 }

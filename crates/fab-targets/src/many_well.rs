@@ -9,7 +9,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Zip};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use fab_core::density::{check_dim, par_rows};
+use fab_core::density::{check_dim, check_dim_and_grad, par_rows};
 use fab_core::target::WeightedSamples;
 use fab_core::{FabError, FabRng, LogDensity, PlotView, Result, Target};
 
@@ -142,7 +142,7 @@ impl LogDensity for ManyWell {
         x: ArrayView2<f64>,
         grad: ArrayViewMut2<f64>,
     ) -> Result<Array1<f64>> {
-        check_dim("Many Well log_prob_and_grad", &x, self.dim)?;
+        check_dim_and_grad("Many Well log_prob_and_grad", &x, &grad, self.dim)?;
         Ok(par_rows(x, Some(grad), |r, g| self.point(r, g)))
     }
 }

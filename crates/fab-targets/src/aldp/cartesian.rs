@@ -5,7 +5,7 @@
 
 use ndarray::{Array1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use fab_core::density::{check_dim, par_row_chunks};
+use fab_core::density::{check_dim, check_dim_and_grad, par_row_chunks};
 use fab_core::{LogDensity, Result};
 
 use crate::aldp::forcefield::{ForceField, Workspace};
@@ -111,9 +111,10 @@ impl LogDensity for CartesianBoltzmann {
         x: ArrayView2<f64>,
         grad: ArrayViewMut2<f64>,
     ) -> Result<Array1<f64>> {
-        check_dim(
+        check_dim_and_grad(
             "alanine dipeptide (Cartesian) log_prob_and_grad",
             &x,
+            &grad,
             self.dim(),
         )?;
         let x = x.as_standard_layout();

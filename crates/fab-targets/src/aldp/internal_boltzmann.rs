@@ -6,7 +6,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use fab_core::density::{check_dim, par_row_chunks};
+use fab_core::density::{check_dim, check_dim_and_grad, par_row_chunks};
 use fab_core::target::WeightedSamples;
 use fab_core::weights::normalised_weights;
 use fab_core::{LogDensity, Result, Target};
@@ -290,9 +290,10 @@ impl LogDensity for InternalBoltzmann {
         z: ArrayView2<f64>,
         grad: ArrayViewMut2<f64>,
     ) -> Result<Array1<f64>> {
-        check_dim(
+        check_dim_and_grad(
             &format!("{} (internal) log_prob_and_grad", self.name),
             &z,
+            &grad,
             self.dim(),
         )?;
         Ok(par_row_chunks(
