@@ -101,10 +101,20 @@ impl RunConfig {
             }
         };
         de.end().map_err(|e| located(de.span_error(e), ""))?;
+        // A setting out of range: name the file and, when the setting is written in it (not a
+        // default), its line.
+        let invalid = |e: fab_core::FabError| {
+            let line = match &e {
+                fab_core::FabError::Invalid { what, .. } => line_of(text, what),
+                _ => None,
+            };
+            let at = line.map_or(String::new(), |l| format!(":{l}"));
+            anyhow::Error::new(e).context(format!("invalid config {}{at}", origin.display()))
+        };
+        config.training.validate().map_err(invalid)?;
+        config.ais.validate().map_err(invalid)?;
+        config.eval.validate().map_err(invalid)?;
         let invalid = || format!("invalid config {}", origin.display());
-        config.training.validate().with_context(invalid)?;
-        config.ais.validate().with_context(invalid)?;
-        config.eval.validate().with_context(invalid)?;
         check_threads(config.threads).with_context(invalid)?;
         if config.output.log_every == 0 || config.output.checkpoint_every == 0 {
             anyhow::bail!(
@@ -173,6 +183,29 @@ impl RunConfig {
     }
 }
 
+/// The 1-based line of the setting at dotted `path` (e.g. `training.optimizer.eps`) in RON
+/// `text`: each component is looked up as a key (`name:` or `name(`) after the previous one, so
+/// `eps` is found inside `optimizer` inside `training`. `None` if a component is not written
+/// (the setting has its default).
+fn line_of(text: &str, path: &str) -> Option<usize> {
+    let mut from = 0;
+    for key in path.split('.') {
+        let mut found = None;
+        for (i, _) in text[from..].match_indices(key) {
+            let at = from + i;
+            let before = text[..at].chars().next_back();
+            let after = text[at + key.len()..].trim_start().chars().next();
+            let word_start = !before.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            if word_start && matches!(after, Some(':') | Some('(')) {
+                found = Some(at);
+                break;
+            }
+        }
+        from = found?;
+    }
+    Some(text[..from].lines().count().max(1) + usize::from(text[..from].ends_with('\n')))
+}
+
 /// The most worker threads a run may ask for: far above any machine's cores, far below the
 /// number whose start-up alone would stall the run (10⁵ threads hang for minutes).
 pub const MAX_THREADS: usize = 1024;
@@ -223,6 +256,27 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_out_of_range_setting_is_named_with_its_file_and_line() {
+        let text = "(\n    target: Gmm40,\n    ais: (init_step_size: 1.0, adaptation: (factor: 1.05)),\n    \
+                    training: (\n        batch_size: 4,\n        optimizer: (\n            lr: 1e-3,\n            \
+                    eps: -1.0,\n        ),\n    ),\n)";
+        let err = RunConfig::parse(text, Path::new("run.ron")).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("run.ron:8") && msg.contains("training.optimizer.eps"), "{msg}");
+        // `factor` inside `adaptation` inside `ais`, on line 3.
+        let bad = text
+            .replace("eps: -1.0", "eps: 1e-8")
+            .replace("factor: 1.05", "factor: 0.5");
+        let msg = format!("{:#}", RunConfig::parse(&bad, Path::new("run.ron")).unwrap_err());
+        assert!(msg.contains("run.ron:3") && msg.contains("ais.adaptation.factor"), "{msg}");
+        // A default that is out of range only together with another setting: no line to give.
+        assert_eq!(line_of(text, "eval.log_z_groups"), None);
+        assert_eq!(line_of(text, "training.batch_size"), Some(5));
+        // `lr` is not found inside `eps` or another word.
+        assert_eq!(line_of("(a: (xlr: 1,\n lr: 2))", "a.lr"), Some(2));
+    }
 
     #[test]
     fn shipped_configs_parse() {
