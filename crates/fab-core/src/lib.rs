@@ -6,6 +6,11 @@
 //! Adam with gradient-norm clipping, the training loop, evaluation metrics and checkpoints.
 //! No other fab crate is a dependency: flows, samplers and targets depend on this crate.
 
+// The README's example (training FAB on a user-defined density) runs as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The ndarray version this crate's batch APIs take and return (so callers need not match it).
 pub use ndarray;
 
