@@ -5,6 +5,11 @@
 //! ([`schedule`]), cached density evaluations ([`point`]), a kernel ([`kernel`]) and step-size
 //! adaptation ([`step_size`]).
 
+// The README's example runs as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The ndarray version this crate's batch APIs take and return (so callers need not match it).
 pub use ndarray;
 

@@ -264,13 +264,22 @@ mod tests {
                     eps: -1.0,\n        ),\n    ),\n)";
         let err = RunConfig::parse(text, Path::new("run.ron")).unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("run.ron:8") && msg.contains("training.optimizer.eps"), "{msg}");
+        assert!(
+            msg.contains("run.ron:8") && msg.contains("training.optimizer.eps"),
+            "{msg}"
+        );
         // `factor` inside `adaptation` inside `ais`, on line 3.
         let bad = text
             .replace("eps: -1.0", "eps: 1e-8")
             .replace("factor: 1.05", "factor: 0.5");
-        let msg = format!("{:#}", RunConfig::parse(&bad, Path::new("run.ron")).unwrap_err());
-        assert!(msg.contains("run.ron:3") && msg.contains("ais.adaptation.factor"), "{msg}");
+        let msg = format!(
+            "{:#}",
+            RunConfig::parse(&bad, Path::new("run.ron")).unwrap_err()
+        );
+        assert!(
+            msg.contains("run.ron:3") && msg.contains("ais.adaptation.factor"),
+            "{msg}"
+        );
         // A default that is out of range only together with another setting: no line to give.
         assert_eq!(line_of(text, "eval.log_z_groups"), None);
         assert_eq!(line_of(text, "training.batch_size"), Some(5));

@@ -17,6 +17,11 @@
 //! matrices ([`split`]), the fused one with gathers whose backward scatter-adds. Every operation is
 //! covered by finite-difference gradient tests in f64.
 
+// The README's example runs as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub(crate) mod affine_kernel;
 pub(crate) mod columns;
 pub(crate) mod conditioner;
