@@ -49,3 +49,7 @@ pub const ALANINE_TETRAPEPTIDE_PRMTOP: &str =
 /// The tetrapeptide's starting structure (Amber inpcrd, Å; vacuum-minimised build).
 pub const ALANINE_TETRAPEPTIDE_INPCRD: &str =
     include_str!("../../data/tetrapeptide/alanine-tetrapeptide.inpcrd");
+
+/// The same structure as a PDB file written by OpenMM (Å to three decimals).
+pub const ALANINE_TETRAPEPTIDE_PDB: &str =
+    include_str!("../../data/tetrapeptide/alanine-tetrapeptide.pdb");

@@ -1,6 +1,7 @@
-//! Multi-model PDB export of conformations, so samples can be inspected in molecular viewers
-//! (PyMOL, VMD, NGLView): one MODEL per conformation, atom and residue names from the prmtop,
-//! coordinates converted from nm to Å.
+//! PDB files of conformations: multi-model export, so samples can be inspected in molecular
+//! viewers (PyMOL, VMD, NGLView) — one MODEL per conformation, atom and residue names from the
+//! prmtop, coordinates converted from nm to Å — and reading the models of any PDB file back, so
+//! a structure or a set of conformations can come from a PDB file.
 
 use std::fmt::Write;
 
@@ -50,11 +51,122 @@ pub fn to_pdb(top: &Prmtop, frames: &[Vec<Vec3>]) -> String {
     out
 }
 
+/// A PDB file that cannot be read as conformations of the expected molecule.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {reason}")]
+pub struct PdbError {
+    /// The file (or other source) that was read.
+    pub origin: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The conformations in PDB `text` (one per MODEL, or one if the file has no MODEL records), each
+/// as atom positions in nm in the file's atom order; `origin` names the file in errors. Every
+/// model must have `n_atoms` atoms when given (a structure for a known topology).
+///
+/// Only the coordinates of ATOM/HETATM records are read (fixed columns 31–54, Å). Written here
+/// rather than with `pdbtbx`: its 0.12 parser panics on a malformed ATOM record, and a bad file
+/// must be an error naming its line.
+pub fn read_pdb(
+    text: &str,
+    origin: &str,
+    n_atoms: Option<usize>,
+) -> Result<Vec<Vec<Vec3>>, PdbError> {
+    let fail = |reason: String| PdbError {
+        origin: origin.into(),
+        reason,
+    };
+    let mut models: Vec<Vec<Vec3>> = Vec::new();
+    let mut open = false; // inside a MODEL … ENDMDL block
+    for (i, line) in text.lines().enumerate() {
+        let record = line.get(..6).unwrap_or(line);
+        if record.starts_with("MODEL") {
+            models.push(Vec::new());
+            open = true;
+        } else if record.starts_with("ENDMDL") {
+            open = false;
+        } else if record == "ATOM  " || record == "HETATM" {
+            if !open && models.is_empty() {
+                models.push(Vec::new()); // a file without MODEL records: one conformation
+                open = true;
+            }
+            let column = |from: usize, axis: &str| -> Result<f64, PdbError> {
+                let field = line.get(from..from + 8).ok_or_else(|| {
+                    fail(format!(
+                        "line {}: no {axis} coordinate in columns {}–{}",
+                        i + 1,
+                        from + 1,
+                        from + 8
+                    ))
+                })?;
+                match field.trim().parse::<f64>() {
+                    Ok(v) if v.is_finite() => Ok(0.1 * v),
+                    _ => Err(fail(format!(
+                        "line {}: {axis} coordinate `{field}` is not a number",
+                        i + 1
+                    ))),
+                }
+            };
+            let p = [column(30, "x")?, column(38, "y")?, column(46, "z")?];
+            match models.last_mut() {
+                Some(m) if open => m.push(p),
+                _ => return Err(fail(format!("line {}: atom record outside a MODEL", i + 1))),
+            }
+        }
+    }
+    if models.iter().all(|m| m.is_empty()) {
+        return Err(fail("no ATOM or HETATM records".into()));
+    }
+    if let Some(n) = n_atoms {
+        if let Some((k, m)) = models.iter().enumerate().find(|(_, m)| m.len() != n) {
+            return Err(fail(format!(
+                "model {} has {} atoms, the topology {n}",
+                k + 1,
+                m.len()
+            )));
+        }
+    }
+    Ok(models)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::aldp::crd::parse_crd;
     use crate::aldp::{ALANINE_DIPEPTIDE_CRD, ALANINE_DIPEPTIDE_PRMTOP};
+
+    #[test]
+    fn written_models_read_back_to_within_the_files_precision() {
+        let top = Prmtop::parse(ALANINE_DIPEPTIDE_PRMTOP, "p").unwrap();
+        let x = parse_crd(ALANINE_DIPEPTIDE_CRD, "crd").unwrap();
+        let moved: Vec<Vec3> = x.iter().map(|p| [p[0] + 0.1, p[1], -p[2]]).collect();
+        let text = to_pdb(&top, &[x.clone(), moved.clone()]);
+        let models = read_pdb(&text, "s.pdb", Some(22)).unwrap();
+        assert_eq!(models.len(), 2);
+        for (got, want) in models.iter().zip([&x, &moved]) {
+            for (a, b) in got.iter().flatten().zip(want.iter().flatten()) {
+                assert!((a - b).abs() <= 5.1e-5, "{a} vs {b}");
+            }
+        }
+        // The wrong atom count, no atoms, and an unreadable coordinate are errors naming the file.
+        let err = read_pdb(&text, "s.pdb", Some(42)).unwrap_err().to_string();
+        assert!(err.contains("s.pdb") && err.contains("22 atoms"), "{err}");
+        let err = read_pdb("REMARK nothing\nEND\n", "e.pdb", None).unwrap_err();
+        assert!(err.to_string().contains("e.pdb"), "{err}");
+        let line = text.lines().nth(2).unwrap();
+        let broken = text.replacen(line, &format!("{}  xx.xxx{}", &line[..30], &line[38..]), 1);
+        let err = read_pdb(&broken, "b.pdb", Some(22))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("b.pdb: line 3: x coordinate `  xx.xxx`"),
+            "{err}"
+        );
+        let short = text.replacen(line, &line[..40], 1);
+        let err = read_pdb(&short, "b.pdb", Some(22)).unwrap_err().to_string();
+        assert!(err.contains("line 3: no y coordinate"), "{err}");
+    }
 
     #[test]
     fn pdb_has_fixed_columns_and_angstrom_coordinates() {

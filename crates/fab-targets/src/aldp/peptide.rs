@@ -12,6 +12,7 @@ use crate::aldp::crd::parse_crd;
 use crate::aldp::forcefield::ForceField;
 use crate::aldp::internal_boltzmann::InternalBoltzmann;
 use crate::aldp::internal_coordinates::{DefaultStd, InternalCoordinates};
+use crate::aldp::pdb::read_pdb;
 use crate::aldp::prmtop::{Prmtop, PrmtopError};
 use crate::aldp::vec3::Vec3;
 use crate::aldp::zmatrix::ZMatrix;
@@ -28,6 +29,9 @@ pub enum PeptideError {
     /// The topology or coordinates are malformed.
     #[error(transparent)]
     Parse(#[from] PrmtopError),
+    /// A PDB structure could not be read or does not fit the topology.
+    #[error(transparent)]
+    Pdb(#[from] crate::aldp::pdb::PdbError),
     /// The bond graph admits no internal coordinates.
     #[error("{origin}: {source}")]
     Topology {
@@ -59,7 +63,8 @@ pub struct Peptide {
 }
 
 impl Peptide {
-    /// Reads a prmtop and an Amber coordinate file (.inpcrd / .crd, Å).
+    /// Reads a prmtop and a structure: an Amber coordinate file (.inpcrd / .crd, Å) or a PDB file
+    /// (.pdb, its first model; atoms in the prmtop's order).
     pub fn from_files(prmtop: &Path, coordinates: &Path) -> Result<Self, PeptideError> {
         let read = |p: &Path| {
             std::fs::read_to_string(p).map_err(|source| PeptideError::Io {
@@ -80,7 +85,8 @@ impl Peptide {
         )
     }
 
-    /// From prmtop and coordinate text; the origins name the files in errors, `name` the target.
+    /// From prmtop and coordinate text; the origins name the files in errors (and the structure's
+    /// extension, .pdb or anything else for Amber coordinates, its format), `name` the target.
     pub fn from_text(
         prmtop: &str,
         prmtop_origin: &str,
@@ -94,7 +100,12 @@ impl Peptide {
             origin: prmtop_origin.into(),
             source,
         })?;
-        let reference = parse_crd(coordinates, coordinates_origin)?;
+        let reference = if coordinates_origin.to_ascii_lowercase().ends_with(".pdb") {
+            let mut models = read_pdb(coordinates, coordinates_origin, Some(topology.n_atoms()))?;
+            models.swap_remove(0)
+        } else {
+            parse_crd(coordinates, coordinates_origin)?
+        };
         if reference.len() != topology.n_atoms() {
             return Err(PeptideError::AtomCount {
                 coordinates: coordinates_origin.into(),
@@ -179,6 +190,28 @@ mod tests {
     }
 
     #[test]
+    fn the_structure_may_come_from_a_pdb_file() {
+        let from_crd = Peptide::alanine_tetrapeptide();
+        let from_pdb = Peptide::from_text(
+            crate::aldp::ALANINE_TETRAPEPTIDE_PRMTOP,
+            "alanine-tetrapeptide.prmtop",
+            crate::aldp::ALANINE_TETRAPEPTIDE_PDB,
+            "alanine-tetrapeptide.pdb",
+            "alanine-tetrapeptide",
+        )
+        .unwrap();
+        // Same atoms in the same order; the PDB has three decimals in Å (rounding 5e-5 nm).
+        let worst = from_crd
+            .reference
+            .iter()
+            .flatten()
+            .zip(from_pdb.reference.iter().flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(worst <= 5.1e-5, "largest difference {worst} nm");
+    }
+
+    #[test]
     fn a_structure_of_another_molecule_is_refused_naming_both_files() {
         let err = Peptide::from_text(
             crate::aldp::ALANINE_TETRAPEPTIDE_PRMTOP,
@@ -193,6 +226,21 @@ mod tests {
             err.contains("di.crd") && err.contains("tetra.prmtop") && err.contains("22"),
             "{err}"
         );
+        // A PDB file of the other molecule, and one that is not a PDB file at all.
+        let pdb = crate::aldp::pdb::to_pdb(
+            &Prmtop::parse(crate::aldp::ALANINE_DIPEPTIDE_PRMTOP, "di").unwrap(),
+            &[crate::aldp::crd::parse_crd(crate::aldp::ALANINE_DIPEPTIDE_CRD, "di").unwrap()],
+        );
+        let tetra = |text: &str| {
+            let top = crate::aldp::ALANINE_TETRAPEPTIDE_PRMTOP;
+            Peptide::from_text(top, "tetra.prmtop", text, "s.pdb", "x")
+                .unwrap_err()
+                .to_string()
+        };
+        let err = tetra(&pdb);
+        assert!(err.contains("s.pdb") && err.contains("22 atoms"), "{err}");
+        let err = tetra("HELLO\nATOM  garbage\n");
+        assert!(err.contains("s.pdb"), "{err}");
         let err = Peptide::from_files(Path::new("/nonexistent/x.prmtop"), Path::new("y.inpcrd"))
             .unwrap_err()
             .to_string();
