@@ -37,8 +37,8 @@ fn read_npy2(path: &Path, cols: usize) -> Result<Array2<f64>> {
     Ok(a)
 }
 
-/// Reads `frames_z.npy` (n, dim) and `phi_psi.npy` (n, 2k) of a finished `fab md` run of the
-/// molecule of `target`.
+/// Reads the frames (`frames_x.npy`, Cartesian, mapped to `target`'s internal coordinates) and
+/// `phi_psi.npy` (n, 2k) of a finished `fab md` run of the molecule of `target`.
 pub fn load_ground_truth(dir: &Path, target: &InternalBoltzmann) -> Result<MdFrames> {
     let summary_path = dir.join(MD_SUMMARY);
     if !summary_path.exists() {
@@ -58,11 +58,25 @@ pub fn load_ground_truth(dir: &Path, target: &InternalBoltzmann) -> Result<MdFra
             summary["check"].as_str().unwrap_or("stopped early")
         );
     }
-    let z = read_npy2(&dir.join("frames_z.npy"), target.transform().dim())?;
+    // The frames' internal coordinates are recomputed from their Cartesian positions with the
+    // evaluated target's own transform: the MD may have been run for the same molecule under
+    // another Z-matrix (the hand-written alanine table vs. the bond-graph one, both 60-D), and
+    // its frames_z.npy would then silently compare different coordinates.
+    let transform = target.transform();
+    let x = read_npy2(&dir.join("frames_x.npy"), 3 * transform.n_atoms())?;
+    let mut z = Array2::zeros((x.nrows(), transform.dim()));
+    let mut atoms = vec![[0.0; 3]; transform.n_atoms()];
+    for (xr, mut zr) in x.rows().into_iter().zip(z.rows_mut()) {
+        for (a, p) in atoms.iter_mut().enumerate() {
+            *p = [xr[3 * a], xr[3 * a + 1], xr[3 * a + 2]];
+        }
+        let zr = zr.as_slice_mut().context("frames_z rows are contiguous")?;
+        transform.to_internal(&atoms, zr);
+    }
     let torsions = read_npy2(&dir.join("phi_psi.npy"), 2 * target.residues().len())?;
     if z.nrows() != torsions.nrows() {
         bail!(
-            "{}: frames_z.npy and phi_psi.npy have different lengths",
+            "{}: frames_x.npy and phi_psi.npy have different lengths",
             dir.display()
         );
     }

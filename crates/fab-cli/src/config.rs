@@ -310,9 +310,13 @@ mod tests {
     /// A peptide config's circular list is the rotors of the target's Z-matrix: written by hand
     /// from `peptide_info`, so checked here.
     #[test]
-    fn the_tetrapeptide_configs_list_the_targets_circular_coordinates() {
+    fn the_peptide_configs_list_the_targets_circular_coordinates() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        for file in ["configs/tetrapeptide-quick.ron", "configs/tetrapeptide.ron"] {
+        for file in [
+            "configs/tetrapeptide-quick.ron",
+            "configs/tetrapeptide.ron",
+            "configs/alanine-quick-bond-graph.ron",
+        ] {
             let config = RunConfig::load(&root.join(file)).unwrap();
             let TargetConfig::Peptide(p) = &config.target else {
                 panic!("{file}: not a Peptide target: {:?}", config.target)
