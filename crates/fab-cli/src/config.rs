@@ -280,7 +280,7 @@ mod tests {
             msg.contains("run.ron:3") && msg.contains("ais.adaptation.factor"),
             "{msg}"
         );
-        // A default that is out of range only together with another setting: no line to give.
+        // A setting not written in the file keeps its default: no line to give.
         assert_eq!(line_of(text, "eval.log_z_groups"), None);
         assert_eq!(line_of(text, "training.batch_size"), Some(5));
         // `lr` is not found inside `eps` or another word.
