@@ -414,21 +414,42 @@ fn write_samples(
         (x, log_p - log_q)
     };
     if out.extension().is_some_and(|e| e == "pdb") {
-        return write_pdb(target, x.view(), out);
+        return write_pdb(target, x.view(), log_w.view(), out);
     }
     let log_q = parts.flow.log_prob(x.view())?;
+    // Molecules: internal coordinates, Cartesian positions, φ/ψ and weights; other targets: the
+    // point, log q, log w and the normalised weight.
+    let (header, rows) = match fab_targets::build_molecule(target)? {
+        Some(molecule) => fab_targets::aldp::sample_table::molecule_sample_table(
+            &molecule,
+            x.view(),
+            log_q.view(),
+            log_w.view(),
+        ),
+        None => {
+            let mut header: Vec<String> = (0..x.ncols()).map(|j| format!("x{j}")).collect();
+            header.extend(["log_q", "log_w", "weight"].map(String::from));
+            let weights = fab_core::weights::normalised_weights(log_w.view());
+            let extra = ndarray::stack(
+                ndarray::Axis(1),
+                &[log_q.view(), log_w.view(), weights.view()],
+            )?;
+            (
+                header,
+                ndarray::concatenate(ndarray::Axis(1), &[x.view(), extra.view()])?,
+            )
+        }
+    };
+    let tmp = out.with_extension("csv.tmp");
     let mut w =
-        csv::Writer::from_path(out).with_context(|| format!("cannot write {}", out.display()))?;
-    let mut header: Vec<String> = (0..x.ncols()).map(|j| format!("x{j}")).collect();
-    header.extend(["log_q".to_string(), "log_w".to_string()]);
+        csv::Writer::from_path(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     w.write_record(&header)?;
-    for (i, row) in x.rows().into_iter().enumerate() {
-        let mut rec: Vec<String> = row.iter().map(|v| v.to_string()).collect();
-        rec.push(log_q[i].to_string());
-        rec.push(log_w[i].to_string());
-        w.write_record(&rec)?;
+    for row in rows.rows() {
+        w.write_record(row.iter().map(|v| v.to_string()))?;
     }
     w.flush()?;
+    drop(w);
+    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!(
         "wrote {n} {} samples to {}",
         if ais { "AIS" } else { "flow" },
@@ -438,10 +459,11 @@ fn write_samples(
 }
 
 /// Writes internal-coordinate samples of a molecule target (alanine dipeptide or a `Peptide`) as
-/// a multi-model PDB file.
+/// a multi-model PDB file, with their importance weights (REMARKs and B-factors).
 fn write_pdb(
     target: &fab_targets::TargetConfig,
     z: ndarray::ArrayView2<f64>,
+    log_w: ndarray::ArrayView1<f64>,
     out: &Path,
 ) -> Result<()> {
     use fab_targets::aldp::{pdb, InternalCoordinates, Peptide, Prmtop, ALANINE_DIPEPTIDE_PRMTOP};
@@ -473,7 +495,8 @@ fn write_pdb(
         })
         .collect();
     let tmp = out.with_extension("pdb.tmp");
-    std::fs::write(&tmp, pdb::to_pdb(&top, &frames))
+    let log_w = log_w.to_vec();
+    std::fs::write(&tmp, pdb::to_pdb_weighted(&top, &frames, Some(&log_w)))
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!("wrote {} conformations to {}", frames.len(), out.display());

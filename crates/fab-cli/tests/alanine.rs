@@ -17,7 +17,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// `fab sample -n 3` of `run` as PDB into `dir`: three models of `atoms` atoms each.
+/// `fab sample -n 3` of `run` as PDB into `dir` (three weighted models of `atoms` atoms each)
+/// and as CSV (coordinates, φ/ψ and normalised weights).
 fn assert_three_pdb_models(dir: &Path, run: &str, atoms: usize) {
     let pdb = dir.join("s.pdb");
     let o = fab(&[
@@ -33,6 +34,34 @@ fn assert_three_pdb_models(dir: &Path, run: &str, atoms: usize) {
     let text = std::fs::read_to_string(&pdb).unwrap();
     assert_eq!(text.matches("MODEL").count(), 3);
     assert_eq!(text.matches("\nATOM").count(), 3 * atoms);
+    assert_eq!(text.matches("NORMALISED_WEIGHT").count(), 3);
+    // The CSV of the same samples: internal and Cartesian coordinates, φ/ψ, weights summing to 1.
+    let csv = dir.join("s.csv");
+    let o = fab(&[
+        "sample",
+        "--run",
+        run,
+        "-n",
+        "3",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    for col in [
+        "z0", "atom0_x", "phi_1", "psi_1", "log_q", "log_w", "weight",
+    ] {
+        assert!(header.contains(&col), "no column {col}: {header:?}");
+    }
+    assert!(header.contains(&format!("atom{}_z", atoms - 1).as_str()));
+    let w = header.iter().position(|c| *c == "weight").unwrap();
+    let total: f64 = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(w).unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-9, "weights sum to {total}");
 }
 
 /// Trains with `config`, then `fab eval --ground-truth gt` on `run`: eval.json, with every key
@@ -144,10 +173,11 @@ fn md_train_eval_and_pdb_end_to_end() {
     assert_three_pdb_models(dir.path(), r, 22);
 
     // A corrupt frames file is named in the error.
-    std::fs::write(gt.join("frames_z.npy"), b"not numpy").unwrap();
+    // (Evaluation maps the Cartesian frames into the run's own internal coordinates.)
+    std::fs::write(gt.join("frames_x.npy"), b"not numpy").unwrap();
     let o = fab(&["eval", "--run", r, "--ground-truth", g]);
     assert!(
-        !o.status.success() && stderr(&o).contains("frames_z.npy"),
+        !o.status.success() && stderr(&o).contains("frames_x.npy"),
         "{}",
         stderr(&o)
     );

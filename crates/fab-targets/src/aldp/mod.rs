@@ -22,6 +22,7 @@ pub mod peptide;
 pub mod prmtop;
 pub mod ramachandran;
 pub mod regularize;
+pub mod sample_table;
 pub mod vec3;
 pub mod zmatrix;
 

@@ -15,13 +15,34 @@ fn element(name: &str) -> &str {
 
 /// PDB text with one MODEL per conformation of `frames` (each atoms × 3, nm).
 pub fn to_pdb(top: &Prmtop, frames: &[Vec<Vec3>]) -> String {
+    to_pdb_weighted(top, frames, None)
+}
+
+/// [`to_pdb`] for importance-weighted conformations: with `log_w` (one per frame) a REMARK line
+/// per model gives its log weight and normalised weight, and the B-factor column holds N × the
+/// normalised weight (1 = an average sample; capped at 999.99), so viewers can colour by weight.
+/// (The REMARK says SAMPLE k, not MODEL k, so a count of MODEL records stays the model count.)
+pub fn to_pdb_weighted(top: &Prmtop, frames: &[Vec<Vec3>], log_w: Option<&[f64]>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "REMARK   1 written by fab-rs: {} conformations",
         frames.len()
     );
+    let weights = log_w
+        .map(|lw| fab_core::weights::normalised_weights(ndarray::ArrayView1::from(lw)).to_vec());
     for (m, x) in frames.iter().enumerate() {
+        let mut b_factor = 0.0;
+        if let (Some(lw), Some(w)) = (log_w, &weights) {
+            let _ = writeln!(
+                out,
+                "REMARK   2 SAMPLE {} LOG_WEIGHT {:.6} NORMALISED_WEIGHT {:.6e}",
+                m + 1,
+                lw[m],
+                w[m]
+            );
+            b_factor = (w[m] * frames.len() as f64).min(999.99);
+        }
         let _ = writeln!(out, "MODEL     {:>4}", m + 1);
         for (a, p) in x.iter().enumerate() {
             let name = &top.atom_names[a];
@@ -34,7 +55,7 @@ pub fn to_pdb(top: &Prmtop, frames: &[Vec<Vec3>]) -> String {
             };
             let _ = writeln!(
                 out,
-                "ATOM  {:>5} {:<4} {:>3} A{:>4}    {:>8.3}{:>8.3}{:>8.3}  1.00  0.00          {:>2}",
+                "ATOM  {:>5} {:<4} {:>3} A{:>4}    {:>8.3}{:>8.3}{:>8.3}  1.00{:>6.2}          {:>2}",
                 a + 1,
                 padded,
                 top.residue_labels[res],
@@ -42,6 +63,7 @@ pub fn to_pdb(top: &Prmtop, frames: &[Vec<Vec3>]) -> String {
                 10.0 * p[0],
                 10.0 * p[1],
                 10.0 * p[2],
+                b_factor,
                 element(name)
             );
         }
@@ -166,6 +188,23 @@ mod tests {
         let short = text.replacen(line, &line[..40], 1);
         let err = read_pdb(&short, "b.pdb", Some(22)).unwrap_err().to_string();
         assert!(err.contains("line 3: no y coordinate"), "{err}");
+    }
+
+    #[test]
+    fn weighted_models_carry_their_weights() {
+        let top = Prmtop::parse(ALANINE_DIPEPTIDE_PRMTOP, "p").unwrap();
+        let x = parse_crd(ALANINE_DIPEPTIDE_CRD, "crd").unwrap();
+        // Weights 1 : 3 → normalised 0.25, 0.75; B-factors 0.5 and 1.5.
+        let text = to_pdb_weighted(&top, &[x.clone(), x], Some(&[0.0, 3f64.ln()]));
+        assert!(text.contains("REMARK   2 SAMPLE 2 LOG_WEIGHT 1.098612 NORMALISED_WEIGHT 7.5"));
+        let b: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("ATOM      1 "))
+            .map(|l| l[60..66].trim().parse().unwrap())
+            .collect();
+        assert_eq!(b, [0.5, 1.5]);
+        // Still a PDB file the reader takes.
+        assert_eq!(read_pdb(&text, "w.pdb", Some(22)).unwrap().len(), 2);
     }
 
     #[test]
