@@ -20,34 +20,27 @@ fn stderr(o: &Output) -> String {
 /// `fab sample -n 3` of `run` as PDB into `dir` (three weighted models of `atoms` atoms each)
 /// and as CSV (coordinates, φ/ψ and normalised weights).
 fn assert_three_pdb_models(dir: &Path, run: &str, atoms: usize) {
-    let pdb = dir.join("s.pdb");
-    let o = fab(&[
-        "sample",
-        "--run",
-        run,
-        "-n",
-        "3",
-        "--out",
-        pdb.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let text = std::fs::read_to_string(&pdb).unwrap();
+    // Three samples of `run` into `name` in `dir`; the file's text.
+    let sample = |name: &str| {
+        let out = dir.join(name);
+        let o = fab(&[
+            "sample",
+            "--run",
+            run,
+            "-n",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read_to_string(&out).unwrap()
+    };
+    let text = sample("s.pdb");
     assert_eq!(text.matches("MODEL").count(), 3);
     assert_eq!(text.matches("\nATOM").count(), 3 * atoms);
     assert_eq!(text.matches("NORMALISED_WEIGHT").count(), 3);
     // The CSV of the same samples: internal and Cartesian coordinates, φ/ψ, weights summing to 1.
-    let csv = dir.join("s.csv");
-    let o = fab(&[
-        "sample",
-        "--run",
-        run,
-        "-n",
-        "3",
-        "--out",
-        csv.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let text = std::fs::read_to_string(&csv).unwrap();
+    let text = sample("s.csv");
     let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
     for col in [
         "z0", "atom0_x", "phi_1", "psi_1", "log_q", "log_w", "weight",

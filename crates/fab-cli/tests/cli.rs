@@ -518,32 +518,14 @@ fn sizes_beyond_memory_are_refused_with_the_setting_named() {
     assert!(fab(&["train", "--config", cfg.to_str().unwrap()])
         .status
         .success());
-    let out = tmp.path().join("s.csv");
-    assert_clean_failure(
-        &fab(&[
-            "sample",
-            "--run",
-            run.to_str().unwrap(),
-            "-n",
-            "1000000000000000",
-            "--out",
-            out.to_str().unwrap(),
-        ]),
-        &["-n", "GiB"],
-    );
+    let sample = |n: &str, out: &Path| {
+        let (run, out) = (run.to_str().unwrap(), out.to_str().unwrap());
+        fab(&["sample", "--run", run, "-n", n, "--out", out])
+    };
+    let huge = sample("1000000000000000", &tmp.path().join("s.csv"));
+    assert_clean_failure(&huge, &["-n", "GiB"]);
     // An output format it cannot write: refused before sampling, nothing written.
     let out = tmp.path().join("s.xyz");
-    assert_clean_failure(
-        &fab(&[
-            "sample",
-            "--run",
-            run.to_str().unwrap(),
-            "-n",
-            "10",
-            "--out",
-            out.to_str().unwrap(),
-        ]),
-        &["s.xyz", ".csv"],
-    );
+    assert_clean_failure(&sample("10", &out), &["s.xyz", ".csv"]);
     assert!(!out.exists());
 }
