@@ -64,15 +64,7 @@ pub fn load_ground_truth(dir: &Path, target: &InternalBoltzmann) -> Result<MdFra
     // its frames_z.npy would then silently compare different coordinates.
     let transform = target.transform();
     let x = read_npy2(&dir.join("frames_x.npy"), 3 * transform.n_atoms())?;
-    let mut z = Array2::zeros((x.nrows(), transform.dim()));
-    let mut atoms = vec![[0.0; 3]; transform.n_atoms()];
-    for (xr, mut zr) in x.rows().into_iter().zip(z.rows_mut()) {
-        for (a, p) in atoms.iter_mut().enumerate() {
-            *p = [xr[3 * a], xr[3 * a + 1], xr[3 * a + 2]];
-        }
-        let zr = zr.as_slice_mut().context("frames_z rows are contiguous")?;
-        transform.to_internal(&atoms, zr);
-    }
+    let z = transform.internal_of_rows(x.view())?;
     let torsions = read_npy2(&dir.join("phi_psi.npy"), 2 * target.residues().len())?;
     if z.nrows() != torsions.nrows() {
         bail!(

@@ -485,15 +485,7 @@ fn write_pdb(
             out.display()
         ),
     };
-    let frames: Vec<Vec<[f64; 3]>> = z
-        .rows()
-        .into_iter()
-        .map(|row| {
-            let mut x = vec![[0.0; 3]; transform.n_atoms()];
-            transform.to_cartesian(&row.to_vec(), &mut x);
-            x
-        })
-        .collect();
+    let frames: Vec<Vec<[f64; 3]>> = transform.map_cartesian(z, |x| x.to_vec());
     let tmp = out.with_extension("pdb.tmp");
     let log_w = log_w.to_vec();
     std::fs::write(&tmp, pdb::to_pdb_weighted(&top, &frames, Some(&log_w)))

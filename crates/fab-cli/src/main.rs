@@ -79,8 +79,9 @@ enum Command {
         /// Number of samples.
         #[arg(short, long, default_value_t = 10_000)]
         n: usize,
-        /// Output CSV (columns x0.., log_q, log_w), or a .pdb file (alanine dipeptide: one MODEL per
-        /// sample, for molecular viewers).
+        /// Output .csv (columns x0.., log_q, log_w, normalised weight; molecules: z0.., atom
+        /// positions in nm, phi_r/psi_r, log_q, log_w, weight) or .pdb (molecules: one MODEL per
+        /// sample, weights in REMARKs and B-factors, for molecular viewers).
         #[arg(long)]
         out: PathBuf,
         /// Run AIS toward p from the flow samples and write its samples and weights instead.

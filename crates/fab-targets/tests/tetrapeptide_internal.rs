@@ -174,3 +174,34 @@ fn the_stereo_filter_agrees_with_each_alpha_carbon() {
     let rejected: Vec<usize> = (0..confs.len()).filter(|&i| !mask[i]).collect();
     assert_eq!(rejected, [7, 16]);
 }
+
+#[test]
+fn batches_of_cartesian_rows_map_to_the_same_internal_coordinates_as_one_by_one() {
+    let t = transform();
+    let confs = conformations();
+    let mut x = Array2::zeros((confs.len(), 3 * t.n_atoms()));
+    for (mut row, (_, c)) in x.rows_mut().into_iter().zip(&confs) {
+        row.assign(&ndarray::Array1::from(c.concat()));
+    }
+    let z = t.internal_of_rows(x.view()).unwrap();
+    for (zr, (name, c)) in z.rows().into_iter().zip(&confs) {
+        let mut want = vec![0.0; t.dim()];
+        t.to_internal(c, &mut want);
+        assert_eq!(zr.to_vec(), want, "{name}");
+    }
+    // And back: map_cartesian of those rows rebuilds the conformations' internal coordinates.
+    let rebuilt = t.map_cartesian(z.view(), |x| x.concat());
+    let again = t
+        .internal_of_rows(
+            Array2::from_shape_vec(x.dim(), rebuilt.concat())
+                .unwrap()
+                .view(),
+        )
+        .unwrap();
+    let worst = (&again - &z).iter().fold(0.0f64, |m, d| m.max(d.abs()));
+    assert!(worst < 1e-8, "{worst}");
+    // Rows of another width are an error.
+    assert!(t
+        .internal_of_rows(x.slice(ndarray::s![.., 1..]).view())
+        .is_err());
+}

@@ -185,6 +185,28 @@ impl InternalCoordinates {
             .collect()
     }
 
+    /// The reverse of [`Self::map_cartesian`]: normalised internal coordinates z of a batch of
+    /// Cartesian conformations (rows of 3 × atoms, nm; e.g. MD frames), in parallel over rows;
+    /// rows of another width are an error.
+    pub fn internal_of_rows(
+        &self,
+        x: ndarray::ArrayView2<f64>,
+    ) -> fab_core::Result<ndarray::Array2<f64>> {
+        fab_core::density::check_dim("Cartesian conformations", &x, 3 * self.n_atoms())?;
+        let mut z = ndarray::Array2::zeros((x.nrows(), self.dim()));
+        ndarray::Zip::from(z.rows_mut())
+            .and(x.rows())
+            .par_for_each(|mut zr, xr| {
+                let atoms: Vec<Vec3> = (0..self.n_atoms())
+                    .map(|a| [xr[3 * a], xr[3 * a + 1], xr[3 * a + 2]])
+                    .collect();
+                let mut out = vec![0.0; self.dim()];
+                self.to_internal(&atoms, &mut out);
+                zr.assign(&ndarray::ArrayView1::from(&out));
+            });
+        Ok(z)
+    }
+
     /// Raw internal coordinates of `x` (bonds nm, angles and dihedrals rad), in z layout.
     pub fn raw(&self, x: &[Vec3]) -> Vec<f64> {
         let [ca, n, c] = self.zmatrix.anchors;
