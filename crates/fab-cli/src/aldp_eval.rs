@@ -1,15 +1,16 @@
-//! Molecule evaluation against ground-truth MD for `fab eval --ground-truth`: the metrics come from
-//! the library (`fab_targets::aldp::evaluation::compare_with_md`: per-residue KL divergences of φ,
-//! ψ and the Ramachandran map, basin populations ± SE, L-form populations, marginal KL divergences
-//! of every internal coordinate); this file reads the `fab md` frames, adds the flow's mean log q
-//! on them, and draws ramachandran.png and phi.png (one of each per residue for longer peptides:
+//! Molecule evaluation against ground-truth MD for `fab eval --ground-truth`. The library does
+//! the work: `fab_targets::aldp::md_files::load_ground_truth` reads the `fab md` frames and
+//! `fab_targets::aldp::evaluation::compare_with_md` computes the metrics (per-residue KL
+//! divergences of φ, ψ and the Ramachandran map, basin populations ± SE, L-form populations,
+//! marginal KL divergences of every internal coordinate). This file adds the flow's mean log q on
+//! the frames, draws ramachandran.png and phi.png (one of each per residue for longer peptides:
 //! ramachandran_residue2.png, …) and writes marginal_klds.csv.
 
 use std::f64::consts::PI;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2};
+use anyhow::{Context, Result};
+use ndarray::{s, Array1, ArrayView1, ArrayView2};
 
 use fab_core::histogram::density_1d;
 use fab_core::metrics::Evaluation;
@@ -17,63 +18,7 @@ use fab_core::Flow;
 use fab_targets::aldp::evaluation::{compare_with_md, residue_pair, MdFrames, ModelSamples};
 use fab_targets::aldp::InternalBoltzmann;
 
-use crate::md::MD_SUMMARY;
 use crate::plot::{ramachandran, RamachandranPanel};
-
-fn read_npy2(path: &Path, cols: usize) -> Result<Array2<f64>> {
-    let a: Array2<f64> = ndarray_npy::read_npy(path).with_context(|| {
-        format!(
-            "cannot read {} as an (n, {cols}) float64 array",
-            path.display()
-        )
-    })?;
-    if a.ncols() != cols || a.nrows() == 0 {
-        bail!(
-            "{}: shape {:?}, expected (n > 0, {cols}) for this molecule",
-            path.display(),
-            a.shape()
-        );
-    }
-    Ok(a)
-}
-
-/// Reads the frames (`frames_x.npy`, Cartesian, mapped to `target`'s internal coordinates) and
-/// `phi_psi.npy` (n, 2k) of a finished `fab md` run of the molecule of `target`.
-pub fn load_ground_truth(dir: &Path, target: &InternalBoltzmann) -> Result<MdFrames> {
-    let summary_path = dir.join(MD_SUMMARY);
-    if !summary_path.exists() {
-        bail!(
-            "{} has no {MD_SUMMARY}: not a finished `fab md` run (run `fab md --config …` first)",
-            dir.display()
-        );
-    }
-    let summary: serde_json::Value = std::fs::read_to_string(&summary_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .with_context(|| format!("{} is unreadable", summary_path.display()))?;
-    if summary["complete"] != serde_json::Value::Bool(true) {
-        bail!(
-            "{} is not a complete ground truth ({}); rerun `fab md`",
-            dir.display(),
-            summary["check"].as_str().unwrap_or("stopped early")
-        );
-    }
-    // The frames' internal coordinates are recomputed from their Cartesian positions with the
-    // evaluated target's own transform: the MD may have been run for the same molecule under
-    // another Z-matrix (the hand-written alanine table vs. the bond-graph one, both 60-D), and
-    // its frames_z.npy would then silently compare different coordinates.
-    let transform = target.transform();
-    let x = read_npy2(&dir.join("frames_x.npy"), 3 * transform.n_atoms())?;
-    let z = transform.internal_of_rows(x.view())?;
-    let torsions = read_npy2(&dir.join("phi_psi.npy"), 2 * target.residues().len())?;
-    if z.nrows() != torsions.nrows() {
-        bail!(
-            "{}: frames_x.npy and phi_psi.npy have different lengths",
-            dir.display()
-        );
-    }
-    Ok(MdFrames { z, torsions })
-}
 
 /// Computes the molecule metrics of an evaluation against `truth` and writes the plots and
 /// marginal_klds.csv into `run`.

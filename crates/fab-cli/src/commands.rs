@@ -307,7 +307,7 @@ fn eval_in_pool(
                     config.target
                 );
             };
-            let frames = crate::aldp_eval::load_ground_truth(dir, &molecule)?;
+            let frames = fab_targets::aldp::md_files::load_ground_truth(dir, &molecule)?;
             Some((molecule, frames))
         }
     };
@@ -371,9 +371,9 @@ pub fn sample(
     }
     // Checked before any sampling: the format follows the file name.
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if !matches!(ext, "csv" | "pdb") {
+    if !matches!(ext, "csv" | "npy" | "pdb" | "dcd") {
         bail!(
-            "--out {}: unknown format `.{ext}`; write .csv (any target) or .pdb (molecules)",
+            "--out {}: unknown format `.{ext}`; write .csv or .npy (any target), .pdb or .dcd (molecules)",
             out.display()
         );
     }
@@ -413,10 +413,14 @@ fn write_samples(
         let log_p = parts.target.log_prob(x.view())?;
         (x, log_p - log_q)
     };
-    if out.extension().is_some_and(|e| e == "pdb") {
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if ext == "pdb" {
         return write_pdb(target, x.view(), log_w.view(), out);
     }
     let log_q = parts.flow.log_prob(x.view())?;
+    if ext == "dcd" {
+        return write_dcd(target, x.view(), log_q.view(), log_w.view(), out);
+    }
     // Molecules: internal coordinates, Cartesian positions, φ/ψ and weights; other targets: the
     // point, log q, log w and the normalised weight.
     let (header, rows) = match fab_targets::build_molecule(target)? {
@@ -425,35 +429,94 @@ fn write_samples(
             x.view(),
             log_q.view(),
             log_w.view(),
-        ),
-        None => {
-            let mut header: Vec<String> = (0..x.ncols()).map(|j| format!("x{j}")).collect();
-            header.extend(["log_q", "log_w", "weight"].map(String::from));
-            let weights = fab_core::weights::normalised_weights(log_w.view());
-            let extra = ndarray::stack(
-                ndarray::Axis(1),
-                &[log_q.view(), log_w.view(), weights.view()],
-            )?;
-            (
-                header,
-                ndarray::concatenate(ndarray::Axis(1), &[x.view(), extra.view()])?,
-            )
-        }
+        )?,
+        None => fab_core::sample_table::sample_table(x.view(), log_q.view(), log_w.view())?,
     };
+    if ext == "npy" {
+        write_npy_table(&header, &rows, out)?;
+    } else {
+        write_csv(&header, &rows, out)?;
+    }
+    eprintln!(
+        "wrote {n} {} samples to {}",
+        if ais { "AIS" } else { "flow" },
+        out.display()
+    );
+    Ok(())
+}
+
+/// Writes a table as CSV with a header, atomically (temporary file, then rename).
+fn write_csv(header: &[String], rows: &ndarray::Array2<f64>, out: &Path) -> Result<()> {
     let tmp = out.with_extension("csv.tmp");
     let mut w =
         csv::Writer::from_path(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    w.write_record(&header)?;
+    w.write_record(header)?;
     for row in rows.rows() {
         w.write_record(row.iter().map(|v| v.to_string()))?;
     }
     w.flush()?;
     drop(w);
+    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))
+}
+
+/// Writes a table as an (n, columns) float64 .npy array, atomically, and its column names one
+/// per line to `<stem>.columns.txt` (numpy arrays carry no names).
+fn write_npy_table(header: &[String], rows: &ndarray::Array2<f64>, out: &Path) -> Result<()> {
+    let tmp = out.with_extension("npy.tmp");
+    ndarray_npy::write_npy(&tmp, rows)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    let names = out.with_extension("columns.txt");
+    std::fs::write(&names, header.join("\n") + "\n")
+        .with_context(|| format!("cannot write {}", names.display()))?;
     eprintln!(
-        "wrote {n} {} samples to {}",
-        if ais { "AIS" } else { "flow" },
-        out.display()
+        "columns of {} ({} × {}) are listed in {}",
+        out.display(),
+        rows.nrows(),
+        rows.ncols(),
+        names.display()
+    );
+    Ok(())
+}
+
+/// Writes molecule samples as a DCD trajectory (Cartesian, Å), with `<stem>.topology.pdb` (the
+/// first sample, for mdtraj/MDAnalysis/VMD) and `<stem>.weights.csv` (log q, log w and the
+/// normalised weight of each frame; DCD has no place for them).
+fn write_dcd(
+    target: &fab_targets::TargetConfig,
+    z: ndarray::ArrayView2<f64>,
+    log_q: ndarray::ArrayView1<f64>,
+    log_w: ndarray::ArrayView1<f64>,
+    out: &Path,
+) -> Result<()> {
+    let Some(molecule) = fab_targets::Molecule::from_config(target)? else {
+        bail!(
+            "DCD output ({}) is for molecule targets, not {target:?}",
+            out.display()
+        );
+    };
+    let x = molecule.target.transform().cartesian_of_rows(z)?;
+    let top = fab_targets::aldp::dcd::topology_path(out);
+    fab_targets::aldp::dcd::write_dcd_with_topology(out, x.view(), 0.0, &molecule.peptide.topology)
+        .with_context(|| format!("cannot write {} and {}", out.display(), top.display()))?;
+    let (mut header, table) = fab_core::sample_table::sample_table(
+        ndarray::Array2::zeros((z.nrows(), 0)).view(),
+        log_q,
+        log_w,
+    )?;
+    header.insert(0, "frame".into());
+    let frames = ndarray::Array1::from_iter((0..z.nrows()).map(|i| i as f64));
+    let table = ndarray::concatenate(
+        ndarray::Axis(1),
+        &[frames.insert_axis(ndarray::Axis(1)).view(), table.view()],
+    )?;
+    write_csv(&header, &table, &out.with_extension("weights.csv"))?;
+    eprintln!(
+        "wrote {} frames to {} (topology {}, weights {})",
+        z.nrows(),
+        out.display(),
+        top.display(),
+        out.with_extension("weights.csv").display()
     );
     Ok(())
 }
@@ -466,30 +529,21 @@ fn write_pdb(
     log_w: ndarray::ArrayView1<f64>,
     out: &Path,
 ) -> Result<()> {
-    use fab_targets::aldp::{pdb, InternalCoordinates, Peptide, Prmtop, ALANINE_DIPEPTIDE_PRMTOP};
-    use fab_targets::TargetConfig;
-    let (top, transform) = match target {
-        TargetConfig::AlanineDipeptide(_) => (
-            Prmtop::parse(ALANINE_DIPEPTIDE_PRMTOP, "alanine-dipeptide.prmtop")?,
-            InternalCoordinates::alanine_dipeptide(),
-        ),
-        TargetConfig::Peptide(c) => {
-            let peptide = Peptide::from_files(&c.prmtop, &c.coordinates)?;
-            let transform = peptide
-                .internal_coordinates()
-                .with_context(|| format!("{}", c.prmtop.display()))?;
-            (peptide.topology, transform)
-        }
-        other => bail!(
-            "PDB output ({}) is for molecule targets, not {other:?}",
+    let Some(molecule) = fab_targets::Molecule::from_config(target)? else {
+        bail!(
+            "PDB output ({}) is for molecule targets, not {target:?}",
             out.display()
-        ),
+        );
     };
+    let (top, transform) = (&molecule.peptide.topology, molecule.target.transform());
     let frames: Vec<Vec<[f64; 3]>> = transform.map_cartesian(z, |x| x.to_vec());
     let tmp = out.with_extension("pdb.tmp");
     let log_w = log_w.to_vec();
-    std::fs::write(&tmp, pdb::to_pdb_weighted(&top, &frames, Some(&log_w)))
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::write(
+        &tmp,
+        fab_targets::aldp::pdb::to_pdb_weighted(top, &frames, Some(&log_w)),
+    )
+    .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!("wrote {} conformations to {}", frames.len(), out.display());
     Ok(())

@@ -79,9 +79,12 @@ enum Command {
         /// Number of samples.
         #[arg(short, long, default_value_t = 10_000)]
         n: usize,
-        /// Output .csv (columns x0.., log_q, log_w, normalised weight; molecules: z0.., atom
-        /// positions in nm, phi_r/psi_r, log_q, log_w, weight) or .pdb (molecules: one MODEL per
-        /// sample, weights in REMARKs and B-factors, for molecular viewers).
+        /// Output file; its extension picks the format. .csv: columns x0.., log_q, log_w,
+        /// normalised weight (molecules: z0.., atom positions in nm, phi_r/psi_r, log_q, log_w,
+        /// weight). .npy: the same table as a float64 array, column names in <stem>.columns.txt.
+        /// Molecules also: .pdb (one MODEL per sample, weights in REMARKs and B-factors) and .dcd
+        /// (trajectory in Å, with <stem>.topology.pdb and <stem>.weights.csv; read by mdtraj,
+        /// MDAnalysis, VMD).
         #[arg(long)]
         out: PathBuf,
         /// Run AIS toward p from the flow samples and write its samples and weights instead.
@@ -92,7 +95,8 @@ enum Command {
         seed: u64,
     },
     /// Ground-truth MD of alanine dipeptide (temperature replica exchange) from a config's
-    /// `target.ground_truth` section: frames as .npy, φ/ψ, md.json, ramachandran.png.
+    /// `target.ground_truth` section: frames as .npy and as a DCD trajectory (frames.dcd with
+    /// frames.topology.pdb), φ/ψ, md.json, ramachandran.png.
     Md {
         /// Run configuration with target AlanineDipeptide(...) or Peptide(...), e.g. configs/alanine.ron.
         #[arg(long)]

@@ -17,8 +17,9 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// `fab sample -n 3` of `run` as PDB into `dir` (three weighted models of `atoms` atoms each)
-/// and as CSV (coordinates, φ/ψ and normalised weights).
+/// `fab sample -n 3` of `run` as PDB into `dir` (three weighted models of `atoms` atoms each),
+/// as CSV (coordinates, φ/ψ and normalised weights), as .npy (the same table) and as DCD (the
+/// CSV's Cartesian coordinates, with a topology PDB and the weights beside it).
 fn assert_three_pdb_models(dir: &Path, run: &str, atoms: usize) {
     // Three samples of `run` into `name` in `dir`; the file's text.
     let sample = |name: &str| {
@@ -33,7 +34,7 @@ fn assert_three_pdb_models(dir: &Path, run: &str, atoms: usize) {
             out.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
-        std::fs::read_to_string(&out).unwrap()
+        String::from_utf8_lossy(&std::fs::read(&out).unwrap()).into_owned()
     };
     let text = sample("s.pdb");
     assert_eq!(text.matches("MODEL").count(), 3);
@@ -55,6 +56,46 @@ fn assert_three_pdb_models(dir: &Path, run: &str, atoms: usize) {
         .map(|l| l.split(',').nth(w).unwrap().parse::<f64>().unwrap())
         .sum();
     assert!((total - 1.0).abs() < 1e-9, "weights sum to {total}");
+    // The same seed as .npy: the CSV's numbers; its column names beside it.
+    sample("s.npy");
+    let table: ndarray::Array2<f64> = ndarray_npy::read_npy(dir.join("s.npy")).unwrap();
+    let csv: Vec<Vec<f64>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(table.dim(), (3, header.len()));
+    for (i, row) in csv.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            let t = table[[i, j]];
+            assert!(
+                t == *v || (t.is_nan() && v.is_nan()),
+                "({i}, {j}): {t} vs {v}"
+            );
+        }
+    }
+    let names = std::fs::read_to_string(dir.join("s.columns.txt")).unwrap();
+    assert_eq!(names.lines().collect::<Vec<_>>(), header);
+    // As DCD: the CSV's atom positions (f32 in Å), frame by frame, and its weights.
+    sample("s.dcd");
+    let traj =
+        fab_targets::aldp::dcd::read_dcd(&std::fs::read(dir.join("s.dcd")).unwrap(), "s.dcd")
+            .unwrap();
+    assert_eq!(traj.dim(), (3, 3 * atoms));
+    let x0 = header.iter().position(|c| *c == "atom0_x").unwrap();
+    for (i, row) in csv.iter().enumerate() {
+        for k in 0..3 * atoms {
+            assert!(
+                (traj[[i, k]] - row[x0 + k]).abs() < 1e-5,
+                "frame {i}, column {k}"
+            );
+        }
+    }
+    let top = std::fs::read_to_string(dir.join("s.topology.pdb")).unwrap();
+    assert_eq!(top.matches("\nATOM").count(), atoms);
+    let weights = std::fs::read_to_string(dir.join("s.weights.csv")).unwrap();
+    assert!(weights.starts_with("frame,log_q,log_w,weight"), "{weights}");
+    assert_eq!(weights.lines().count(), 4);
 }
 
 /// Trains with `config`, then `fab eval --ground-truth gt` on `run`: eval.json, with every key
@@ -117,9 +158,17 @@ fn md_train_eval_and_pdb_end_to_end() {
         "energy.npy",
         "md.json",
         "ramachandran.png",
+        "frames.dcd",
+        "frames.topology.pdb",
     ] {
         assert!(gt.join(f).exists(), "missing {f}");
     }
+    // The DCD trajectory holds the frames of frames_x.npy (f32 in Å).
+    let x: ndarray::Array2<f64> = ndarray_npy::read_npy(gt.join("frames_x.npy")).unwrap();
+    let dcd = std::fs::read(gt.join("frames.dcd")).unwrap();
+    let traj = fab_targets::aldp::dcd::read_dcd(&dcd, "frames.dcd").unwrap();
+    assert_eq!(traj.dim(), x.dim());
+    assert!((&traj - &x).iter().all(|d| d.abs() < 1e-5));
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(gt.join("md.json")).unwrap()).unwrap();
     assert_eq!(summary["frames"], 20);

@@ -26,6 +26,7 @@ pub mod memory;
 pub mod metrics;
 pub mod optim;
 pub mod rng;
+pub mod sample_table;
 pub mod sampler;
 pub mod target;
 pub mod train;

@@ -20,6 +20,7 @@ pub mod funnel;
 pub mod gmm;
 pub mod langevin;
 pub mod many_well;
+pub mod molecule;
 pub mod replica_exchange;
 
 pub use config::{AldpConfig, PeptideConfig, TargetConfig};
@@ -27,6 +28,7 @@ pub use cox::CoxProcess;
 pub use funnel::Funnel;
 pub use gmm::Gmm;
 pub use many_well::ManyWell;
+pub use molecule::Molecule;
 
 /// Builds the target described by `config`.
 pub fn build(config: &TargetConfig) -> fab_core::Result<Box<dyn fab_core::Target>> {
@@ -48,25 +50,5 @@ pub fn build(config: &TargetConfig) -> fab_core::Result<Box<dyn fab_core::Target
 /// The molecule target of `config` as its concrete type (for evaluation against MD and for
 /// the φ/ψ of samples); `None` for targets that are not molecules.
 pub fn build_molecule(config: &TargetConfig) -> fab_core::Result<Option<aldp::InternalBoltzmann>> {
-    let invalid = |e: String| fab_core::FabError::invalid("target", e);
-    match config {
-        TargetConfig::AlanineDipeptide(c) => {
-            c.validate().map_err(invalid)?;
-            let filter = c.chirality_filter.then(aldp::ChiralityFilter::default);
-            Ok(Some(
-                aldp::InternalBoltzmann::alanine_dipeptide(c.temperature)
-                    .with_chirality_filter(filter),
-            ))
-        }
-        TargetConfig::Peptide(c) => {
-            c.validate().map_err(invalid)?;
-            let peptide = aldp::Peptide::from_files(&c.prmtop, &c.coordinates)
-                .map_err(|e| invalid(e.to_string()))?;
-            let target = peptide
-                .target(c.temperature, c.chirality_filter)
-                .map_err(|e| invalid(format!("{}: {e}", c.prmtop.display())))?;
-            Ok(Some(target))
-        }
-        _ => Ok(None),
-    }
+    Ok(Molecule::from_config(config)?.map(|m| m.target))
 }

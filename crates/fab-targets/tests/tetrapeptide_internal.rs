@@ -189,19 +189,17 @@ fn batches_of_cartesian_rows_map_to_the_same_internal_coordinates_as_one_by_one(
         t.to_internal(c, &mut want);
         assert_eq!(zr.to_vec(), want, "{name}");
     }
-    // And back: map_cartesian of those rows rebuilds the conformations' internal coordinates.
-    let rebuilt = t.map_cartesian(z.view(), |x| x.concat());
-    let again = t
-        .internal_of_rows(
-            Array2::from_shape_vec(x.dim(), rebuilt.concat())
-                .unwrap()
-                .view(),
-        )
-        .unwrap();
+    // And back: the Cartesian rows of those z rebuild the conformations' internal coordinates.
+    let rebuilt = t.cartesian_of_rows(z.view()).unwrap();
+    assert_eq!(rebuilt.dim(), x.dim());
+    let again = t.internal_of_rows(rebuilt.view()).unwrap();
     let worst = (&again - &z).iter().fold(0.0f64, |m, d| m.max(d.abs()));
     assert!(worst < 1e-8, "{worst}");
     // Rows of another width are an error.
     assert!(t
         .internal_of_rows(x.slice(ndarray::s![.., 1..]).view())
+        .is_err());
+    assert!(t
+        .cartesian_of_rows(z.slice(ndarray::s![.., 1..]).view())
         .is_err());
 }

@@ -185,6 +185,18 @@ impl InternalCoordinates {
             .collect()
     }
 
+    /// Cartesian conformations of a batch of z as rows x₀, y₀, z₀, x₁, … (nm), in parallel over
+    /// rows (the layout of MD frames and DCD files); rows of another width are an error.
+    pub fn cartesian_of_rows(
+        &self,
+        z: ndarray::ArrayView2<f64>,
+    ) -> fab_core::Result<ndarray::Array2<f64>> {
+        fab_core::density::check_dim("internal coordinates", &z, self.dim())?;
+        let flat: Vec<f64> = self.map_cartesian(z, |x| x.concat()).concat();
+        ndarray::Array2::from_shape_vec((z.nrows(), 3 * self.n_atoms()), flat)
+            .map_err(|e| fab_core::FabError::Backend(format!("Cartesian rows: {e}")))
+    }
+
     /// The reverse of [`Self::map_cartesian`]: normalised internal coordinates z of a batch of
     /// Cartesian conformations (rows of 3 × atoms, nm; e.g. MD frames), in parallel over rows;
     /// rows of another width are an error.

@@ -123,6 +123,20 @@ impl Peptide {
         })
     }
 
+    /// The shipped alanine dipeptide (ACE-ALA-NME, 22 atoms, 60 internal coordinates from its
+    /// bond graph; FAB's hand-written table is the `AlanineDipeptide` preset, see
+    /// [`crate::molecule::Molecule`]).
+    pub fn alanine_dipeptide() -> Self {
+        Self::from_text(
+            crate::aldp::ALANINE_DIPEPTIDE_PRMTOP,
+            "alanine-dipeptide.prmtop",
+            crate::aldp::ALANINE_DIPEPTIDE_CRD,
+            "alanine-dipeptide.crd",
+            "alanine-dipeptide",
+        )
+        .expect("the shipped dipeptide files parse (checked by tests)")
+    }
+
     /// The shipped alanine tetrapeptide (ACE-(ALA)₃-NME, 42 atoms, 120 internal coordinates).
     pub fn alanine_tetrapeptide() -> Self {
         Self::from_text(

@@ -11,14 +11,18 @@ use crate::aldp::InternalBoltzmann;
 ///
 /// Columns: `z0…` (normalised internal coordinates), `atom{k}_x|y|z` (nm, atoms in the
 /// topology's order), `phi_{r}`, `psi_{r}` (residues numbered from 1), `log_q`, `log_w`,
-/// `weight` (normalised: sums to 1; NaN or infinite log weights get weight 0).
+/// `weight` (normalised: sums to 1; NaN or infinite log weights get weight 0). Rows of another
+/// width than the target's dimension, or `log_q`/`log_w` of another length, are an error.
 pub fn molecule_sample_table(
     target: &InternalBoltzmann,
     z: ArrayView2<f64>,
     log_q: ArrayView1<f64>,
     log_w: ArrayView1<f64>,
-) -> (Vec<String>, Array2<f64>) {
+) -> fab_core::Result<(Vec<String>, Array2<f64>)> {
     let transform = target.transform();
+    fab_core::density::check_dim("samples of the molecule", &z, transform.dim())?;
+    // The generic table checks the lengths of log q and log w.
+    fab_core::sample_table::sample_table(z, log_q, log_w)?;
     let (n, d, atoms) = (z.nrows(), z.ncols(), transform.n_atoms());
     let residues = target.residues().len();
     let mut names: Vec<String> = (0..d).map(|j| format!("z{j}")).collect();
@@ -47,7 +51,7 @@ pub fn molecule_sample_table(
         row[last + 1] = log_w[i];
         row[last + 2] = weights[i];
     }
-    (names, rows)
+    Ok((names, rows))
 }
 
 #[cfg(test)]
@@ -64,7 +68,8 @@ mod tests {
         z[[2, 5]] = -0.3;
         let log_q = Array1::from(vec![-1.0, -2.0, -3.0]);
         let log_w = Array1::from(vec![0.0, 2f64.ln(), f64::NAN]);
-        let (names, rows) = molecule_sample_table(&target, z.view(), log_q.view(), log_w.view());
+        let (names, rows) =
+            molecule_sample_table(&target, z.view(), log_q.view(), log_w.view()).unwrap();
         assert_eq!(names.len(), 60 + 66 + 2 + 3);
         assert_eq!(rows.dim(), (3, names.len()));
         let col = |name: &str| names.iter().position(|n| n == name).unwrap();
@@ -87,5 +92,10 @@ mod tests {
             assert!(diff.abs() < 1e-9, "row {i}: {phi} vs {got}");
             assert_eq!(rows[[i, col("z17")]], z[[i, 17]]);
         }
+        // Wrong widths and lengths are errors.
+        let short = log_q.slice(ndarray::s![..2]);
+        assert!(molecule_sample_table(&target, z.view(), short, log_w.view()).is_err());
+        let narrow = z.slice(ndarray::s![.., ..59]);
+        assert!(molecule_sample_table(&target, narrow, log_q.view(), log_w.view()).is_err());
     }
 }
