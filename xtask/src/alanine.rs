@@ -1,5 +1,5 @@
 //! `cargo xtask reproduce alanine|tetrapeptide [--quick]`: ground truth by replica-exchange MD
-//! (reused when a finished run with the same settings exists in results/ground-truth/<profile>),
+//! (reused when a finished run with the same settings exists in `results/ground-truth/<profile>`),
 //! FAB training (resumed from its checkpoint), evaluation against the ground truth, a PDB of flow
 //! samples, and results.json / results.md with the Ramachandran plots (one per residue).
 

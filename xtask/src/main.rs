@@ -34,7 +34,7 @@ enum Cmd {
         /// ~2.1 h of training on 2 cores, estimated), against the paper profile's 20 ns ground truth.
         #[arg(long)]
         medium: bool,
-        /// Results directory (default results/<benchmark>[-quick|-medium]).
+        /// Results directory (default `results/<benchmark>[-quick|-medium]`).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Evaluation samples (default: the config's eval.n_samples).

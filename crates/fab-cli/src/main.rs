@@ -79,12 +79,12 @@ enum Command {
         /// Number of samples.
         #[arg(short, long, default_value_t = 10_000)]
         n: usize,
-        /// Output file; its extension picks the format. .csv: columns x0.., log_q, log_w,
-        /// normalised weight (molecules: z0.., atom positions in nm, phi_r/psi_r, log_q, log_w,
-        /// weight). .npy: the same table as a float64 array, column names in <stem>.columns.txt.
-        /// Molecules also: .pdb (one MODEL per sample, weights in REMARKs and B-factors) and .dcd
-        /// (trajectory in Å, with <stem>.topology.pdb and <stem>.weights.csv; read by mdtraj,
-        /// MDAnalysis, VMD).
+        /// Output file STEM.EXT; the extension picks the format. .csv: columns x0.., log_q,
+        /// log_w, normalised weight (molecules: z0.., atom positions in nm, phi_r/psi_r, log_q,
+        /// log_w, weight). .npy: the same table as a float64 array, column names in
+        /// STEM.columns.txt. Molecules also: .pdb (one MODEL per sample, weights in REMARKs and
+        /// B-factors) and .dcd (trajectory in Å with STEM.topology.pdb and STEM.weights.csv;
+        /// read by mdtraj, MDAnalysis, VMD).
         #[arg(long)]
         out: PathBuf,
         /// Run AIS toward p from the flow samples and write its samples and weights instead.

@@ -18,7 +18,7 @@ pub trait Real:
     fn wide(self) -> f64;
     /// C ← α·A·B + β·C for an (m × k) A, (k × n) B and (m × n) C given by row and column strides
     /// (matrixmultiply's sgemm / dgemm; the fused flow operations call it through
-    /// [`crate::matmul`]).
+    /// `crate::matmul`).
     ///
     /// # Safety
     /// The pointers must be valid for every element the shapes and strides address, and C must not

@@ -7,10 +7,10 @@
 //! (`rq_knots.rs` then `rq_kernel.rs`, kept as the reference engine's path): one row of K = 8 bins
 //! at a time is too little work for SIMD, and the knot tensors and their gradients were
 //! materialised, zeroed and copied between the stages. Here each block of eight rows is
-//! transposed so that every quantity is a [`Lanes`] vector (one SIMD register in f32), the knots
+//! transposed so that every quantity is a `Lanes` vector (one SIMD register in f32), the knots
 //! live only on the stack, and the backward pass uses that the RQ formula touches just two knots
 //! of each kind: with g_k, g_{k+1} the gradients at knots k and k+1, the gradient of the
-//! softmax output a_j is shrink·span·([j < k] g_k + [j ≤ k] g_{k+1}).
+//! softmax output a_j is shrink·span·(\[j < k\] g_k + \[j ≤ k\] g_{k+1}).
 
 use dfdx::prelude::*;
 

@@ -1,7 +1,7 @@
 //! The public flow API on hostile input: every bad setting or shape is an error naming what is
 //! wrong, never a panic; edge cases that are valid (empty batches, one sample) just work.
 
-use fab_core::{rng::seeded, Flow, LogDensity};
+use fab_core::rng::seeded;
 use fab_flows::{build, FlowConfig, Precision, RealNvpConfig, SplineFlowConfig};
 use ndarray::Array2;
 
@@ -93,7 +93,7 @@ fn wrong_shapes_are_errors_and_empty_batches_are_empty() {
         x[[0, 0]] = f64::NAN;
         x[[1, 2]] = f64::INFINITY;
         let lq = flow.log_prob(x.view()).unwrap();
-        assert!(!lq[0].is_finite() && !(lq[1] > f64::NEG_INFINITY && lq[1].is_finite()));
+        assert!(!lq[0].is_finite() && !lq[1].is_finite());
         assert!(lq[2].is_finite(), "{lq}");
     }
 }

@@ -185,7 +185,7 @@ impl Gmm {
         f
     }
 
-    /// Exact E_p[f] = meanₖ [tr(A)σ² + f(μₖ)] (≈ 1777.886 for the paper's GMM).
+    /// Exact E_p\[f\] = meanₖ \[tr(A)σ² + f(μₖ)\] (≈ 1777.886 for the paper's GMM).
     pub fn quadratic_expectation(&self) -> f64 {
         let tr = QUAD_A[0][0] + QUAD_A[1][1];
         let k = self.means.nrows() as f64;

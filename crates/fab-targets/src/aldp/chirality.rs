@@ -1,7 +1,7 @@
 //! FAB's chirality check for alanine dipeptide (spec aldp-target.md §4): the L and D enantiomers map
 //! to different internal coordinates, and the flow can put mass on D-alanine, which has the same
 //! energy but is a different molecule. The check reads two dihedrals about N–CA, both measured from
-//! C(ACE): C (z[17]) and HA (z[26]). Their difference is ≈ 0 for L and ≈ ±2.1 rad for D.
+//! C(ACE): C (z\[17\]) and HA (z\[26\]). Their difference is ≈ 0 for L and ≈ ±2.1 rad for D.
 //! [`StereoFilter`] is the same check for any molecule: the handedness of every stereocentre of
 //! the bond graph against a reference structure, on Cartesian coordinates.
 
@@ -27,7 +27,7 @@ pub struct ChiralityFilter {
 }
 
 impl Default for ChiralityFilter {
-    /// fab-torch's values: z[17] − z[26], mean −0.043, threshold 0.8 rad, filter if > 10 % are L.
+    /// fab-torch's values: z\[17\] − z\[26\], mean −0.043, threshold 0.8 rad, filter if > 10 % are L.
     fn default() -> Self {
         Self {
             coords: (17, 26),
@@ -39,7 +39,7 @@ impl Default for ChiralityFilter {
 }
 
 impl ChiralityFilter {
-    /// The wrapped difference z[a] − z[b]: whichever of d, d + 2π, d − 2π is smallest in magnitude.
+    /// The wrapped difference z\[a\] − z\[b\]: whichever of d, d + 2π, d − 2π is smallest in magnitude.
     pub fn difference(&self, z: ArrayView1<f64>) -> f64 {
         let d = z[self.coords.0] - z[self.coords.1];
         [d, d + 2.0 * PI, d - 2.0 * PI]

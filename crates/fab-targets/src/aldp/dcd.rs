@@ -37,7 +37,7 @@ pub struct DcdError {
 /// time step `dt_ps` between frames (0 for samples that are not a time series).
 pub fn write_dcd<W: Write>(mut out: W, frames: ArrayView2<f64>, dt_ps: f64) -> std::io::Result<()> {
     let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
-    if frames.ncols() % 3 != 0 {
+    if !frames.ncols().is_multiple_of(3) {
         return Err(invalid(format!(
             "DCD frames need 3 columns per atom, got {}",
             frames.ncols()

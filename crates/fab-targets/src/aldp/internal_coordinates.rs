@@ -2,7 +2,7 @@
 //! spec aldp-target.md §3): 66 Cartesian coordinates ↔ 60 normalised internal coordinates z, with
 //! log|det| of the Jacobian and the reverse-mode product with it (for ∇_z log p).
 //!
-//! Layout of z: z[0], z[1] = the anchor bonds N–CA and C–CA, z[2] = the angle N–CA–C; then for
+//! Layout of z: z\[0\], z\[1\] = the anchor bonds N–CA and C–CA, z\[2\] = the angle N–CA–C; then for
 //! Z-matrix row r: z[3+3r] bond, z[4+3r] angle, z[5+3r] dihedral. Each is (value − mean)/std with
 //! means taken from one reference structure; dihedral differences are wrapped to [−π, π).
 //!
@@ -57,7 +57,7 @@ pub enum CoordinateKind {
 }
 
 impl CoordinateKind {
-    /// The kind of z[i] in the layout above: z[0], z[1] bonds, z[2] an angle, then bond, angle,
+    /// The kind of z\[i\] in the layout above: z\[0\], z\[1\] bonds, z\[2\] an angle, then bond, angle,
     /// dihedral per Z-matrix row.
     pub fn of_index(i: usize) -> Self {
         match i {

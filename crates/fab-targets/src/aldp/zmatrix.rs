@@ -2,8 +2,8 @@
 //! hand-written alanine-dipeptide table (boltzgen's `z_matrix`, spec aldp-target.md §3) and one
 //! derived from the bond graph of any molecule.
 //!
-//! Row `r` places `atom` at bond length |atom − refs[0]|, angle refs[1]–refs[0]–atom and dihedral
-//! over refs[2]–refs[1]–refs[0]–atom. Three anchor atoms (CA, N, C) fix the frame and carry the 3
+//! Row `r` places `atom` at bond length |atom − refs\[0\]|, angle refs\[1\]–refs\[0\]–atom and dihedral
+//! over refs\[2\]–refs\[1\]–refs\[0\]–atom. Three anchor atoms (CA, N, C) fix the frame and carry the 3
 //! remaining coordinates (two bond lengths and the angle between them).
 
 use crate::aldp::bond_graph::{BondGraph, TopologyError};
