@@ -77,6 +77,7 @@ fn fab_iteration_in(c: &mut Criterion, precision: Precision, tag: &str) {
             max_length: 64 * BATCH,
             n_updates: 8,
             w_adjust_clip: Some(10.0),
+            ..Default::default()
         },
         optimizer: AdamConfig {
             lr: 5e-4,

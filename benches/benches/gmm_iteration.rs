@@ -59,6 +59,7 @@ fn fab_iteration_fab_jax(c: &mut Criterion) {
             max_length: 100 * batch,
             n_updates: 4,
             w_adjust_clip: Some(10.0),
+            ..Default::default()
         },
         optimizer: AdamConfig {
             lr: 2e-4,

@@ -61,6 +61,7 @@ fn fab_iteration(c: &mut Criterion) {
             max_length: 400 * BATCH,
             n_updates: 4,
             w_adjust_clip: Some(10.0),
+            ..Default::default()
         },
         optimizer: AdamConfig {
             lr: 2e-4,

@@ -119,6 +119,7 @@ fn train(loss: LossKind, kernel: KernelConfig, init_step: f64, iterations: u64) 
             max_length: 8192,
             n_updates: 4,
             w_adjust_clip: Some(10.0),
+            ..Default::default()
         },
         optimizer: AdamConfig {
             lr: 2e-3,

@@ -59,6 +59,24 @@ pub struct BufferConfig {
     pub n_updates: usize,
     /// Clip C of the loss multiplier min(w_adjust, C); `None` = no clip (fab-torch GMM).
     pub w_adjust_clip: Option<f64>,
+    /// `min_length` in AIS batches instead (fab-jax's way: 40); overrides `min_length`.
+    pub min_batches: Option<usize>,
+    /// `max_length` in AIS batches instead (fab-jax: 400); overrides `max_length`.
+    pub max_batches: Option<usize>,
+}
+
+impl BufferConfig {
+    /// Rows required before sampling starts, for AIS batches of `batch_size`.
+    pub fn min_samples(&self, batch_size: usize) -> usize {
+        self.min_batches
+            .map_or(self.min_length, |b| b.saturating_mul(batch_size))
+    }
+
+    /// Capacity in rows, for AIS batches of `batch_size`.
+    pub fn max_samples(&self, batch_size: usize) -> usize {
+        self.max_batches
+            .map_or(self.max_length, |b| b.saturating_mul(batch_size))
+    }
 }
 
 /// How long to train.
@@ -98,6 +116,8 @@ impl Default for BufferConfig {
             max_length: 12_800,
             n_updates: 4,
             w_adjust_clip: None,
+            min_batches: None,
+            max_batches: None,
         }
     }
 }
@@ -127,7 +147,8 @@ impl TrainConfig {
         match (self.iterations, self.loss) {
             (Iterations::Fixed(k), _) => k,
             (Iterations::FlowEvalBudget(b), LossKind::FabBuffer) => {
-                b.saturating_sub(per * self.buffer.min_length as u64) / ((per + 1) * n)
+                let min = self.buffer.min_samples(self.batch_size) as u64;
+                b.saturating_sub(per * min) / ((per + 1) * n)
             }
             (Iterations::FlowEvalBudget(b), LossKind::FabNoBuffer) => b / (per * n),
             (Iterations::FlowEvalBudget(b), _) => b / n,
@@ -194,14 +215,44 @@ impl TrainConfig {
             if b.n_updates == 0 {
                 return bad("buffer.n_updates", "must be positive");
             }
-            if b.min_length > b.max_length || b.max_length == 0 {
-                return bad("buffer", "need min_length <= max_length and max_length > 0");
+            let (min, max) = (
+                b.min_samples(self.batch_size),
+                b.max_samples(self.batch_size),
+            );
+            // Name the fields the user set: the batch counts when given.
+            let (min_name, max_name) = (
+                if b.min_batches.is_some() {
+                    "buffer.min_batches"
+                } else {
+                    "buffer.min_length"
+                },
+                if b.max_batches.is_some() {
+                    "buffer.max_batches"
+                } else {
+                    "buffer.max_length"
+                },
+            );
+            if max == 0 {
+                return bad(max_name, "must be positive");
             }
-            if b.n_updates * self.batch_size > b.min_length {
-                return bad(
-                    "buffer.min_length",
-                    "must be at least n_updates * batch_size",
-                );
+            if min > max {
+                return Err(FabError::invalid(
+                    format!("training.{min_name}"),
+                    format!(
+                        "{min} rows exceed the capacity {max} ({max_name}): the buffer could never \
+                         start sampling"
+                    ),
+                ));
+            }
+            if b.n_updates * self.batch_size > min {
+                return Err(FabError::invalid(
+                    format!("training.{min_name}"),
+                    format!(
+                        "{min} rows are fewer than n_updates × batch_size = {}: one iteration \
+                         samples that many",
+                        b.n_updates * self.batch_size
+                    ),
+                ));
             }
             if let Some(c) = b.w_adjust_clip {
                 if !(c.is_finite() && c > 0.0) {
@@ -342,8 +393,8 @@ impl Trainer {
         let buffer = match config.loss {
             LossKind::FabBuffer => Some(PrioritisedBuffer::new(
                 flow.dim(),
-                config.buffer.min_length,
-                config.buffer.max_length,
+                config.buffer.min_samples(config.batch_size),
+                config.buffer.max_samples(config.batch_size),
             )?),
             _ => None,
         };
@@ -801,6 +852,37 @@ mod tests {
         c.buffer.min_length = 100;
         let msg = c.validate().unwrap_err().to_string();
         assert!(msg.contains("training.buffer.min_length"), "{msg}");
+    }
+
+    #[test]
+    fn buffer_sizes_may_be_given_in_batches() {
+        // fab-jax: 40 to 400 batches; with batch 128, 5,120 to 51,200 rows.
+        let mut c = config(LossKind::FabBuffer);
+        c.buffer.min_batches = Some(40);
+        c.buffer.max_batches = Some(400);
+        c.validate().unwrap();
+        assert_eq!(c.buffer.min_samples(c.batch_size), 40 * c.batch_size);
+        assert_eq!(c.buffer.max_samples(c.batch_size), 400 * c.batch_size);
+        // The initial fill of the flow-evaluation budget counts the rows, not min_length.
+        let mut rows = config(LossKind::FabBuffer);
+        rows.buffer.min_length = 40 * c.batch_size;
+        rows.iterations = Iterations::FlowEvalBudget(10_000_000);
+        c.iterations = rows.iterations;
+        assert_eq!(c.n_iterations(2), rows.n_iterations(2));
+        // Wrong combinations name the field given in batches.
+        c.buffer.max_batches = Some(20);
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(
+            msg.contains("training.buffer.min_batches") && msg.contains("buffer.max_batches"),
+            "{msg}"
+        );
+        c.buffer.max_batches = Some(0);
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(msg.contains("training.buffer.max_batches"), "{msg}");
+        c.buffer.max_batches = None;
+        c.buffer.min_batches = Some(1); // fewer rows than 4 updates of one batch
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(msg.contains("training.buffer.min_batches"), "{msg}");
     }
 
     #[test]
