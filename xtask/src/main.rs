@@ -43,6 +43,10 @@ enum Cmd {
         /// Methods to run (Many Well; default all): fab-buffer, fab-no-buffer, reverse-kl, alpha2-nis, forward-kl.
         #[arg(long, value_delimiter = ',')]
         method: Vec<Method>,
+        /// gmm, gmm-v1, funnel, cox: train N runs with seeds 0..N (fab train --seed) and report
+        /// every metric as mean ± standard error over them, as fab-jax does (5 seeds).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+        seeds: u64,
     },
 }
 
@@ -150,6 +154,7 @@ pub(crate) fn train_and_eval(
     run_dir: &Path,
     loss: Option<&str>,
     eval_samples: Option<usize>,
+    train_args: &[String],
     eval_args: &[String],
 ) -> Result<RunResult> {
     let started = Instant::now();
@@ -163,6 +168,7 @@ pub(crate) fn train_and_eval(
     if let Some(loss) = loss {
         train.args(["--loss", loss]);
     }
+    train.args(train_args);
     if run_dir.join("checkpoint.safetensors").exists() {
         eprintln!("xtask: resuming the existing run in {}", run_dir.display());
         train.arg("--resume");
@@ -192,6 +198,7 @@ fn reproduce(
     out: Option<PathBuf>,
     eval_samples: Option<usize>,
     methods: Vec<Method>,
+    seeds: u64,
 ) -> Result<()> {
     let root = workspace_root();
     let name = match benchmark {
@@ -205,6 +212,13 @@ fn reproduce(
     };
     if medium && benchmark != Benchmark::Alanine {
         bail!("--medium is a profile of the alanine benchmark only");
+    }
+    let single_run = matches!(
+        benchmark,
+        Benchmark::Gmm | Benchmark::GmmV1 | Benchmark::Funnel | Benchmark::Cox
+    );
+    if seeds > 1 && !single_run {
+        bail!("--seeds is for gmm, gmm-v1, funnel and cox");
     }
     let profile = if quick {
         format!("{name}-quick")
@@ -233,9 +247,22 @@ fn reproduce(
         .to_string();
 
     let md = match benchmark {
+        Benchmark::Gmm | Benchmark::GmmV1 | Benchmark::Funnel | Benchmark::Cox if seeds > 1 => {
+            seeds_report(
+                &root,
+                &fab,
+                &config,
+                &results,
+                eval_samples,
+                seeds,
+                name,
+                &profile,
+                &config_rel,
+            )?
+        }
         Benchmark::Gmm | Benchmark::GmmV1 | Benchmark::Funnel | Benchmark::Cox => {
             let run_dir = results.join("run");
-            let r = train_and_eval(&root, &fab, &config, &run_dir, None, eval_samples, &[])?;
+            let r = train_and_eval(&root, &fab, &config, &run_dir, None, eval_samples, &[], &[])?;
             let report = serde_json::json!({
                 "benchmark": name,
                 "profile": profile,
@@ -275,6 +302,7 @@ fn reproduce(
                     &run_dir,
                     Some(m.loss()),
                     eval_samples,
+                    &[],
                     &[],
                 )?;
                 rows.push(serde_json::json!({
@@ -395,6 +423,87 @@ const ROWS: &[(&str, &str, &str)] = &[
     ("log_z_mae_ais", "same, AIS", "0"),
 ];
 
+/// `--seeds N`: trains and evaluates seeds 0..N into `results/seed-K`, writes results.json with
+/// every run's metrics and their mean ± standard error, and returns the markdown table.
+#[allow(clippy::too_many_arguments)] // the reproduce call's context, passed through
+fn seeds_report(
+    root: &Path,
+    fab: &Path,
+    config: &Path,
+    results: &Path,
+    eval_samples: Option<usize>,
+    seeds: u64,
+    name: &str,
+    profile: &str,
+    config_rel: &str,
+) -> Result<String> {
+    let mut runs = Vec::new();
+    let mut per_seed = Vec::new();
+    let (mut train_s, mut eval_s) = (0.0, 0.0);
+    for seed in 0..seeds {
+        let run_dir = results.join(format!("seed-{seed}"));
+        eprintln!("xtask: seed {seed} → {}", run_dir.display());
+        let args = ["--seed".to_string(), seed.to_string()];
+        let r = train_and_eval(root, fab, config, &run_dir, None, eval_samples, &args, &[])?;
+        train_s += r.train_seconds;
+        eval_s += r.eval_seconds;
+        let numbers: std::collections::BTreeMap<String, f64> = r
+            .metrics
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        runs.push(numbers);
+        per_seed.push(serde_json::json!({
+            "seed": seed,
+            "metrics": r.metrics,
+            "iterations": r.summary["iterations"],
+            "train_wall_seconds_this_invocation": r.train_seconds,
+            "eval_wall_seconds": r.eval_seconds,
+        }));
+    }
+    let summary = fab_core::seeds::over_seeds(&runs);
+    let mean: serde_json::Map<String, serde_json::Value> = summary
+        .iter()
+        .map(|(k, (m, _))| (k.clone(), serde_json::json!(m)))
+        .collect();
+    let se: serde_json::Map<String, serde_json::Value> = summary
+        .iter()
+        .map(|(k, (_, e))| (k.clone(), serde_json::json!(e)))
+        .collect();
+    let report = serde_json::json!({
+        "benchmark": name,
+        "profile": profile,
+        "config": config_rel,
+        "seeds": seeds,
+        "metrics": mean,
+        "metrics_standard_error": se,
+        "runs": per_seed,
+        "train_wall_seconds_this_invocation": train_s,
+        "eval_wall_seconds": eval_s,
+    });
+    std::fs::write(
+        results.join("results.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    let mut s = format!(
+        "# fab-rs: {profile}, {seeds} seeds\n\nConfig `{config_rel}`, seeds 0..{seeds} (`fab train --seed K`): \
+         mean ± standard error over the seeds.\n\n| metric | mean ± SE |\n|---|---|\n"
+    );
+    for (key, what, _) in ROWS {
+        if let Some((m, e)) = summary.get(*key) {
+            s.push_str(&format!("| {what} (`{key}`) | {m:.5} ± {e:.5} |\n"));
+        }
+    }
+    s.push_str(&format!(
+        "\nWall time: training {train_s:.0} s, evaluation {eval_s:.0} s over all seeds (this invocation).\n"
+    ));
+    Ok(s)
+}
+
 fn markdown(report: &serde_json::Value, profile: &str) -> String {
     let m = &report["metrics"];
     let mut s = format!(
@@ -430,6 +539,7 @@ fn main() -> Result<()> {
             out,
             eval_samples,
             method,
-        } => reproduce(benchmark, quick, medium, out, eval_samples, method),
+            seeds,
+        } => reproduce(benchmark, quick, medium, out, eval_samples, method, seeds),
     }
 }

@@ -23,10 +23,15 @@ pub fn train(
     resume: bool,
     out: Option<PathBuf>,
     loss: Option<&str>,
+    seed: Option<u64>,
 ) -> Result<()> {
     let mut config = RunConfig::load(config_path)?;
     if let Some(out) = out {
         config.output.dir = out;
+    }
+    if let Some(seed) = seed {
+        config.training.seed = seed;
+        config.flow.set_init_seed(seed);
     }
     if let Some(loss) = loss {
         config.training.loss = ron::from_str(loss).map_err(|e| {

@@ -48,6 +48,9 @@ enum Command {
         /// Override training.loss: FabBuffer, FabNoBuffer, ReverseKl, Alpha2Nis or ForwardKl.
         #[arg(long)]
         loss: Option<String>,
+        /// Override the seed: training.seed and the flow's init_seed both become SEED.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Evaluate a trained flow: ESS, log Z, test log-likelihood, target metrics; writes eval.json.
     Eval {
@@ -143,7 +146,8 @@ fn main() -> ExitCode {
             resume,
             out,
             loss,
-        } => commands::train(&config, resume, out, loss.as_deref()),
+            seed,
+        } => commands::train(&config, resume, out, loss.as_deref(), seed),
         Command::Eval {
             run,
             checkpoint,

@@ -502,6 +502,34 @@ fn a_seed_gives_the_same_run_on_one_two_and_three_threads() {
 }
 
 #[test]
+fn train_seed_overrides_the_training_and_flow_seeds() {
+    // `fab train --seed K` (what `cargo xtask reproduce … --seeds N` runs): the saved config has
+    // K for both seeds, the same K gives the same flow, another K another one.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut flows = Vec::new();
+    for (name, seed) in [("a", "5"), ("b", "5"), ("c", "6")] {
+        let run = tmp.path().join(name);
+        let cfg = write_config(
+            tmp.path(),
+            &format!("{name}.ron"),
+            &tiny_config(&run, 2, 2).replace("n_evals: 1", "n_evals: 0"),
+        );
+        let out = fab(&["train", "--config", cfg.to_str().unwrap(), "--seed", seed]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let saved = std::fs::read_to_string(run.join("config.ron")).unwrap();
+        // `seed: K` twice: training.seed and the flow's init_seed.
+        assert_eq!(
+            saved.matches(&format!("seed: {seed}")).count(),
+            2,
+            "{saved}"
+        );
+        flows.push(flow_tensors(&run.join("checkpoint.safetensors")));
+    }
+    assert_eq!(flows[0], flows[1]);
+    assert_ne!(flows[0], flows[2]);
+}
+
+#[test]
 fn sizes_beyond_memory_are_refused_with_the_setting_named() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");

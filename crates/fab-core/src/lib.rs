@@ -28,6 +28,7 @@ pub mod optim;
 pub mod rng;
 pub mod sample_table;
 pub mod sampler;
+pub mod seeds;
 pub mod target;
 pub mod train;
 pub mod weights;

@@ -13,3 +13,14 @@ pub enum FlowConfig {
     /// Rational-quadratic spline coupling flow, circular splines on the listed coordinates.
     SplineCoupling(SplineFlowConfig),
 }
+
+impl FlowConfig {
+    /// Sets the seed of the flow's initial parameters (and random circular shifts), so runs of
+    /// several seeds differ in their initialisation as well as in their training randomness.
+    pub fn set_init_seed(&mut self, seed: u64) {
+        match self {
+            FlowConfig::RealNvp(c) => c.init_seed = seed,
+            FlowConfig::SplineCoupling(c) => c.init_seed = seed,
+        }
+    }
+}
