@@ -179,10 +179,7 @@ pub fn reproduce(
         "md": md,
         "peak_rss_mib": run_peak_mib(&r),
     });
-    std::fs::write(
-        results.join("results.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
+    crate::write_report(results, &report)?;
     for entry in std::fs::read_dir(&run_dir)? {
         let file = entry?.file_name();
         let file = file.to_string_lossy();

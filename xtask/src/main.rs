@@ -140,6 +140,13 @@ pub(crate) struct RunResult {
     pub(crate) eval_seconds: f64,
 }
 
+/// Writes a benchmark's report to `results/results.json`.
+pub(crate) fn write_report(results: &Path, report: &serde_json::Value) -> Result<()> {
+    let path = results.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(report)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 pub(crate) fn read_json(p: &Path) -> Result<serde_json::Value> {
     let text =
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -274,10 +281,7 @@ fn reproduce(
                 "eval_wall_seconds": r.eval_seconds,
                 "peak_rss_mib": run_peak_mib(&r),
             });
-            std::fs::write(
-                results.join("results.json"),
-                serde_json::to_string_pretty(&report)?,
-            )?;
+            write_report(&results, &report)?;
             for png in ["samples.png", "curves.png"] {
                 if run_dir.join(png).exists() {
                     std::fs::copy(run_dir.join(png), results.join(png))?;
@@ -328,10 +332,7 @@ fn reproduce(
                 "config": config_rel,
                 "methods": rows,
             });
-            std::fs::write(
-                results.join("results.json"),
-                serde_json::to_string_pretty(&report)?,
-            )?;
+            write_report(&results, &report)?;
             comparison_markdown(&report, &profile)
         }
         Benchmark::Alanine | Benchmark::Tetrapeptide => {
@@ -485,10 +486,7 @@ fn seeds_report(
         "train_wall_seconds_this_invocation": train_s,
         "eval_wall_seconds": eval_s,
     });
-    std::fs::write(
-        results.join("results.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
+    write_report(results, &report)?;
     let mut s = format!(
         "# fab-rs: {profile}, {seeds} seeds\n\nConfig `{config_rel}`, seeds 0..{seeds} (`fab train --seed K`): \
          mean ± standard error over the seeds.\n\n| metric | mean ± SE |\n|---|---|\n"

@@ -484,6 +484,24 @@ fn write_npy_table(header: &[String], rows: &ndarray::Array2<f64>, out: &Path) -
     Ok(())
 }
 
+/// The molecule of a run whose samples go to a molecule-only format (`out` names it in the error).
+fn molecule_for_output(
+    target: &fab_targets::TargetConfig,
+    out: &Path,
+) -> Result<fab_targets::Molecule> {
+    match fab_targets::Molecule::from_config(target)? {
+        Some(m) => Ok(m),
+        None => bail!(
+            "{} output ({}) is for molecule targets, not {target:?}",
+            out.extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("")
+                .to_uppercase(),
+            out.display()
+        ),
+    }
+}
+
 /// Writes molecule samples as a DCD trajectory (Cartesian, Å), with `<stem>.topology.pdb` (the
 /// first sample, for mdtraj/MDAnalysis/VMD) and `<stem>.weights.csv` (log q, log w and the
 /// normalised weight of each frame; DCD has no place for them).
@@ -494,12 +512,7 @@ fn write_dcd(
     log_w: ndarray::ArrayView1<f64>,
     out: &Path,
 ) -> Result<()> {
-    let Some(molecule) = fab_targets::Molecule::from_config(target)? else {
-        bail!(
-            "DCD output ({}) is for molecule targets, not {target:?}",
-            out.display()
-        );
-    };
+    let molecule = molecule_for_output(target, out)?;
     let x = molecule.target.transform().cartesian_of_rows(z)?;
     let top = fab_targets::aldp::dcd::topology_path(out);
     fab_targets::aldp::dcd::write_dcd_with_topology(out, x.view(), 0.0, &molecule.peptide.topology)
@@ -534,12 +547,7 @@ fn write_pdb(
     log_w: ndarray::ArrayView1<f64>,
     out: &Path,
 ) -> Result<()> {
-    let Some(molecule) = fab_targets::Molecule::from_config(target)? else {
-        bail!(
-            "PDB output ({}) is for molecule targets, not {target:?}",
-            out.display()
-        );
-    };
+    let molecule = molecule_for_output(target, out)?;
     let (top, transform) = (&molecule.peptide.topology, molecule.target.transform());
     let frames: Vec<Vec<[f64; 3]>> = transform.map_cartesian(z, |x| x.to_vec());
     let tmp = out.with_extension("pdb.tmp");
