@@ -159,7 +159,6 @@ pub(crate) fn train_and_eval(
     fab: &Path,
     config: &Path,
     run_dir: &Path,
-    loss: Option<&str>,
     eval_samples: Option<usize>,
     train_args: &[String],
     eval_args: &[String],
@@ -172,9 +171,6 @@ pub(crate) fn train_and_eval(
         .arg(config)
         .arg("--out")
         .arg(run_dir);
-    if let Some(loss) = loss {
-        train.args(["--loss", loss]);
-    }
     train.args(train_args);
     if run_dir.join("checkpoint.safetensors").exists() {
         eprintln!("xtask: resuming the existing run in {}", run_dir.display());
@@ -269,7 +265,7 @@ fn reproduce(
         }
         Benchmark::Gmm | Benchmark::GmmV1 | Benchmark::Funnel | Benchmark::Cox => {
             let run_dir = results.join("run");
-            let r = train_and_eval(&root, &fab, &config, &run_dir, None, eval_samples, &[], &[])?;
+            let r = train_and_eval(&root, &fab, &config, &run_dir, eval_samples, &[], &[])?;
             let report = serde_json::json!({
                 "benchmark": name,
                 "profile": profile,
@@ -299,16 +295,8 @@ fn reproduce(
             for m in methods {
                 let run_dir = results.join(m.loss());
                 eprintln!("xtask: {} → {}", m.label(), run_dir.display());
-                let r = train_and_eval(
-                    &root,
-                    &fab,
-                    &config,
-                    &run_dir,
-                    Some(m.loss()),
-                    eval_samples,
-                    &[],
-                    &[],
-                )?;
+                let loss = ["--loss".to_string(), m.loss().to_string()];
+                let r = train_and_eval(&root, &fab, &config, &run_dir, eval_samples, &loss, &[])?;
                 rows.push(serde_json::json!({
                     "method": m.loss(),
                     "label": m.label(),
@@ -445,7 +433,7 @@ fn seeds_report(
         let run_dir = results.join(format!("seed-{seed}"));
         eprintln!("xtask: seed {seed} → {}", run_dir.display());
         let args = ["--seed".to_string(), seed.to_string()];
-        let r = train_and_eval(root, fab, config, &run_dir, None, eval_samples, &args, &[])?;
+        let r = train_and_eval(root, fab, config, &run_dir, eval_samples, &args, &[])?;
         train_s += r.train_seconds;
         eval_s += r.eval_seconds;
         let numbers: std::collections::BTreeMap<String, f64> = r
