@@ -144,16 +144,7 @@ pub fn reproduce(
         "--ground-truth".to_string(),
         ground_truth.display().to_string(),
     ];
-    let r = train_and_eval(
-        root,
-        fab,
-        config,
-        &run_dir,
-        None,
-        eval_samples,
-        &[],
-        &gt_arg,
-    )?;
+    let r = train_and_eval(root, fab, config, &run_dir, eval_samples, &[], &gt_arg)?;
     run(Command::new(fab)
         .current_dir(root)
         .args(["sample", "-n", "100", "--run"])
