@@ -127,26 +127,34 @@ impl Peptide {
     /// bond graph; FAB's hand-written table is the `AlanineDipeptide` preset, see
     /// [`crate::molecule::Molecule`]).
     pub fn alanine_dipeptide() -> Self {
-        Self::from_text(
-            crate::aldp::ALANINE_DIPEPTIDE_PRMTOP,
-            "alanine-dipeptide.prmtop",
-            crate::aldp::ALANINE_DIPEPTIDE_CRD,
-            "alanine-dipeptide.crd",
+        Self::shipped(
             "alanine-dipeptide",
+            crate::aldp::ALANINE_DIPEPTIDE_PRMTOP,
+            crate::aldp::ALANINE_DIPEPTIDE_CRD,
+            "crd",
         )
-        .expect("the shipped dipeptide files parse (checked by tests)")
     }
 
     /// The shipped alanine tetrapeptide (ACE-(ALA)₃-NME, 42 atoms, 120 internal coordinates).
     pub fn alanine_tetrapeptide() -> Self {
-        Self::from_text(
-            crate::aldp::ALANINE_TETRAPEPTIDE_PRMTOP,
-            "alanine-tetrapeptide.prmtop",
-            crate::aldp::ALANINE_TETRAPEPTIDE_INPCRD,
-            "alanine-tetrapeptide.inpcrd",
+        Self::shipped(
             "alanine-tetrapeptide",
+            crate::aldp::ALANINE_TETRAPEPTIDE_PRMTOP,
+            crate::aldp::ALANINE_TETRAPEPTIDE_INPCRD,
+            "inpcrd",
         )
-        .expect("the shipped tetrapeptide files parse (checked by tests)")
+    }
+
+    /// A molecule from the files shipped in the crate (`name`.prmtop and `name`.`extension`).
+    fn shipped(name: &str, prmtop: &str, coordinates: &str, extension: &str) -> Self {
+        Self::from_text(
+            prmtop,
+            &format!("{name}.prmtop"),
+            coordinates,
+            &format!("{name}.{extension}"),
+            name,
+        )
+        .expect("the shipped files parse (checked by tests)")
     }
 
     /// The molecule's force field.
