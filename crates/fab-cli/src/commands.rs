@@ -517,17 +517,10 @@ fn write_dcd(
     let top = fab_targets::aldp::dcd::topology_path(out);
     fab_targets::aldp::dcd::write_dcd_with_topology(out, x.view(), 0.0, &molecule.peptide.topology)
         .with_context(|| format!("cannot write {} and {}", out.display(), top.display()))?;
-    let (mut header, table) = fab_core::sample_table::sample_table(
-        ndarray::Array2::zeros((z.nrows(), 0)).view(),
-        log_q,
-        log_w,
-    )?;
-    header.insert(0, "frame".into());
-    let frames = ndarray::Array1::from_iter((0..z.nrows()).map(|i| i as f64));
-    let table = ndarray::concatenate(
-        ndarray::Axis(1),
-        &[frames.insert_axis(ndarray::Axis(1)).view(), table.view()],
-    )?;
+    // The table of log q, log w and weight with the frame number as its "point".
+    let frames = ndarray::Array2::from_shape_fn((z.nrows(), 1), |(i, _)| i as f64);
+    let (mut header, table) = fab_core::sample_table::sample_table(frames.view(), log_q, log_w)?;
+    header[0] = "frame".into();
     write_csv(&header, &table, &out.with_extension("weights.csv"))?;
     eprintln!(
         "wrote {} frames to {} (topology {}, weights {})",
