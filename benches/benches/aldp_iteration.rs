@@ -33,6 +33,7 @@ fn quick_flow(target: &InternalBoltzmann, precision: Precision) -> Box<dyn Flow>
         circular_shift: CircularShift::Random,
         precision,
         relative_angles: vec![(26, 17), (29, 17)],
+        ..Default::default()
     };
     fab_flows::build(&FlowConfig::SplineCoupling(config), 60).unwrap()
 }

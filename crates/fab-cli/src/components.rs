@@ -9,6 +9,7 @@ use fab_ais::Ais;
 use fab_core::checkpoint::Checkpoint;
 use fab_core::train::{load_flow, Trainer};
 use fab_core::{Flow, Target};
+use fab_flows::{FlowConfig, SharedAxisAngles};
 
 use crate::config::RunConfig;
 
@@ -31,7 +32,8 @@ impl Components {
     /// Builds target, flow and sampler from the configuration.
     pub fn build(config: &RunConfig) -> Result<Self> {
         let target = fab_targets::build(&config.target).context("building the target")?;
-        let flow = fab_flows::build(&config.flow, target.dim()).context("building the flow")?;
+        let flow =
+            fab_flows::build(&flow_config(config)?, target.dim()).context("building the flow")?;
         let ais = Ais::new(config.ais).context("building the AIS sampler")?;
         Ok(Self { target, flow, ais })
     }
@@ -62,6 +64,29 @@ impl Components {
     }
 }
 
+/// The flow section with `shared_axis_angles` resolved into explicit `relative_angles` from the
+/// molecule target's Z-matrix (the flow crate cannot see targets).
+pub fn flow_config(config: &RunConfig) -> Result<FlowConfig> {
+    let FlowConfig::SplineCoupling(flow) = &config.flow else {
+        return Ok(config.flow.clone());
+    };
+    let heavy_only = match flow.shared_axis_angles {
+        SharedAxisAngles::Off => return Ok(config.flow.clone()),
+        SharedAxisAngles::All => false,
+        SharedAxisAngles::HeavyAtoms => true,
+    };
+    let molecule = fab_targets::Molecule::from_config(&config.target)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "flow.shared_axis_angles derives angle pairs from a molecule's Z-matrix; the target \
+             is not a molecule (AlanineDipeptide or Peptide)"
+        )
+    })?;
+    let pairs = molecule.shared_axis_dihedrals(heavy_only);
+    Ok(FlowConfig::SplineCoupling(
+        flow.with_relative_angles(pairs)?,
+    ))
+}
+
 /// Loads the configuration saved in a run directory.
 pub fn load_run_config(run_dir: &Path) -> Result<RunConfig> {
     RunConfig::load(&run_dir.join(CONFIG_FILE)).with_context(|| {
@@ -77,4 +102,59 @@ pub fn checkpoint_path(run_dir: &Path, explicit: Option<&PathBuf>) -> PathBuf {
     explicit
         .cloned()
         .unwrap_or_else(|| run_dir.join(CHECKPOINT_FILE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_rule(target: &str, rule: &str, explicit: &str) -> Result<FlowConfig> {
+        let text = format!(
+            "(target: {target}, flow: SplineCoupling((n_layers: 2, hidden_units: 8, \
+             circular: [5, 8, 17, 20, 23, 26, 29, 32, 44, 47, 50, 53], \
+             relative_angles: [{explicit}], shared_axis_angles: {rule})))"
+        );
+        flow_config(&RunConfig::parse(&text, Path::new("t.ron"))?)
+    }
+
+    #[test]
+    fn shared_axis_angles_resolve_to_the_z_matrix_pairs_and_refuse_other_targets() {
+        let pairs = |f: FlowConfig| match f {
+            FlowConfig::SplineCoupling(c) => {
+                assert_eq!(c.shared_axis_angles, SharedAxisAngles::Off);
+                c.relative_angles
+            }
+            other => panic!("{other:?}"),
+        };
+        let aldp = "AlanineDipeptide(())";
+        assert_eq!(
+            pairs(with_rule(aldp, "All", "").unwrap()),
+            [(20, 8), (26, 17), (29, 17), (50, 47)]
+        );
+        assert_eq!(
+            pairs(with_rule(aldp, "HeavyAtoms", "").unwrap()),
+            [(20, 8), (29, 17), (50, 47)]
+        );
+        assert_eq!(
+            pairs(with_rule(aldp, "Off", "(26, 17)").unwrap()),
+            [(26, 17)]
+        );
+        // The resolved flow builds (pairs valid for its circular list); the unresolved one not.
+        let config = RunConfig::parse(
+            "(target: AlanineDipeptide(()), flow: SplineCoupling((n_layers: 2, hidden_units: 8, \
+             circular: [5, 8, 17, 20, 23, 26, 29, 32, 44, 47, 50, 53], shared_axis_angles: All)))",
+            Path::new("t.ron"),
+        )
+        .unwrap();
+        assert!(Components::build(&config).is_ok());
+        let err = fab_flows::build(&config.flow, 60)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("flow.shared_axis_angles"), "{err}");
+        let both = with_rule(aldp, "All", "(26, 17)").unwrap_err().to_string();
+        assert!(both.contains("not both"), "{both}");
+        let gmm = with_rule("GmmV1", "All", "").unwrap_err().to_string();
+        assert!(gmm.contains("not a molecule"), "{gmm}");
+    }
 }

@@ -49,7 +49,7 @@ pub use config::FlowConfig;
 pub use coupling_flow::{CouplingFlow, Engine};
 pub use real::{Precision, Real};
 pub use realnvp::RealNvpConfig;
-pub use spline_flow::{CircularShift, SplineFlowConfig};
+pub use spline_flow::{CircularShift, SharedAxisAngles, SplineFlowConfig};
 
 /// Builds the flow described by `config` for dimension `dim`, in the precision it asks for.
 pub fn build(config: &FlowConfig, dim: usize) -> fab_core::Result<Box<dyn fab_core::Flow>> {

@@ -46,6 +46,42 @@ pub struct SplineFlowConfig {
     /// instead of x_j (a fixed shear after the last layer, log-det 0; see
     /// [`crate::relative_angles`]). Default: none, as fab-torch.
     pub relative_angles: Vec<(usize, usize)>,
+    /// Derive `relative_angles` from the target's Z-matrix instead of listing them: every
+    /// circular torsion about the same bond as an earlier one, relative to that one. The flow
+    /// cannot see the Z-matrix, so whoever builds flow and target resolves this into
+    /// `relative_angles` first ([`SplineFlowConfig::with_relative_angles`]); default `Off`.
+    pub shared_axis_angles: SharedAxisAngles,
+}
+
+/// Which torsions sharing a rotation axis a spline flow models relative to each other (the
+/// Z-matrix rule of `fab_targets`' `ZMatrix::shared_axis_dihedrals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum SharedAxisAngles {
+    /// None derived: only the explicit `relative_angles` list.
+    #[default]
+    Off,
+    /// Every later torsion about a bond relative to the first one about it.
+    All,
+    /// Only those that place a heavy atom (hydrogens keep their own angle).
+    HeavyAtoms,
+}
+
+impl SplineFlowConfig {
+    /// This config with `pairs` (derived from the target) as its relative angles and the
+    /// derivation rule cleared; an error if both an explicit list and a rule were given.
+    pub fn with_relative_angles(&self, pairs: Vec<(usize, usize)>) -> Result<Self> {
+        if !self.relative_angles.is_empty() {
+            return Err(FabError::invalid(
+                "flow.shared_axis_angles",
+                "give either an explicit relative_angles list or a shared_axis_angles rule, not both",
+            ));
+        }
+        Ok(Self {
+            relative_angles: pairs,
+            shared_axis_angles: SharedAxisAngles::Off,
+            ..self.clone()
+        })
+    }
 }
 
 /// How circular coordinates are rotated between layers, so bin edges do not stay at the same angles.
@@ -73,6 +109,7 @@ impl Default for SplineFlowConfig {
             circular_shift: CircularShift::None,
             precision: Precision::F64,
             relative_angles: Vec::new(),
+            shared_axis_angles: SharedAxisAngles::Off,
         }
     }
 }
@@ -105,6 +142,13 @@ where
             return Err(FabError::invalid(
                 "flow.spline",
                 "need bound > 0, 0 < min_bin ≤ 0.5/bins and min_slope > 0",
+            ));
+        }
+        if config.shared_axis_angles != SharedAxisAngles::Off {
+            return Err(FabError::invalid(
+                "flow.shared_axis_angles",
+                "is derived from a molecule target's Z-matrix and must be resolved before the \
+                 flow is built (SplineFlowConfig::with_relative_angles); not a molecule target?",
             ));
         }
         let mut circular = vec![false; dim];

@@ -17,6 +17,8 @@ pub enum TargetConfig {
     Funnel { dim: usize },
     /// fab-jax's log-Gaussian Cox process on the Finnish pines, 40 × 40 grid (1,600-D).
     Cox,
+    /// The same Cox posterior in whitened coordinates w (f = μ₀ + L w, prior N(0, I)); same log Z.
+    CoxWhitened,
     /// Many Well in an even dimension (32 in the paper: 16 double wells, 2^16 modes).
     ManyWell { dim: usize },
     /// Alanine dipeptide in OBC1 implicit solvent, in FAB's 60 internal coordinates.

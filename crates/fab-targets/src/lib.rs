@@ -40,6 +40,7 @@ pub fn build(config: &TargetConfig) -> fab_core::Result<Box<dyn fab_core::Target
         TargetConfig::GmmV1 => Ok(Box::new(Gmm::grid9())),
         TargetConfig::Funnel { dim } => Ok(Box::new(Funnel::new(*dim)?)),
         TargetConfig::Cox => Ok(Box::new(CoxProcess::pines()?)),
+        TargetConfig::CoxWhitened => Ok(Box::new(CoxProcess::pines_whitened()?)),
         TargetConfig::ManyWell { dim } => Ok(Box::new(ManyWell::new(*dim)?)),
         TargetConfig::AlanineDipeptide(_) | TargetConfig::Peptide(_) => {
             unreachable!("molecules are built by build_molecule above")

@@ -69,6 +69,16 @@ impl Molecule {
         }
     }
 
+    /// Pairs (j, i) of circular torsions of the target's Z-matrix that turn about the same bond,
+    /// for a flow's `relative_angles` ([`crate::aldp::ZMatrix::shared_axis_dihedrals`]; with
+    /// `heavy_only`, only pairs whose j places a heavy atom).
+    pub fn shared_axis_dihedrals(&self, heavy_only: bool) -> Vec<(usize, usize)> {
+        self.target
+            .transform()
+            .zmatrix()
+            .shared_axis_dihedrals(&self.peptide.graph, heavy_only)
+    }
+
     /// The ground-truth MD settings, with the production length replaced by `length_ps` when
     /// given; checked (the message names the field).
     pub fn ground_truth(&self, length_ps: Option<f64>) -> Result<ReplicaExchangeConfig, String> {

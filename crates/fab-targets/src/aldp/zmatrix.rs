@@ -224,6 +224,41 @@ impl ZMatrix {
             .map(|r| 5 + 3 * r)
             .collect()
     }
+
+    /// Pairs (j, i) of circular dihedrals (z indices) that turn about the same bond, for a flow
+    /// to model x_j relative to x_i (`relative_angles`): i is the first circular proper torsion
+    /// about that bond in z order, j each later one.
+    ///
+    /// Why they turn together: the row placing `a` from refs [b, c, d] measures the torsion
+    /// d–c–b–a about the bond b–c. Two proper torsions about the same bond differ by the
+    /// angles between bonded neighbours of b and of c seen along that bond, which the local
+    /// geometry (bond angles, a planar amide, a tetrahedral centre) holds near constant, so their
+    /// difference is a near-constant while each one sweeps the whole circle with the rotor.
+    /// Rows whose chain d–c–b–a is not bonded (impropers) are skipped: they are already
+    /// relative to a sibling. With `heavy_only`, only pairs whose j places a heavy atom.
+    pub fn shared_axis_dihedrals(
+        &self,
+        graph: &BondGraph,
+        heavy_only: bool,
+    ) -> Vec<(usize, usize)> {
+        let bonded = |p: usize, q: usize| graph.neighbours(p).contains(&q);
+        let mut first_about: Vec<((usize, usize), usize)> = Vec::new();
+        let mut pairs = Vec::new();
+        for (r, row) in self.rows.iter().enumerate() {
+            let [b, c, d] = row.refs;
+            if !(row.circular && bonded(row.atom, b) && bonded(b, c) && bonded(c, d)) {
+                continue;
+            }
+            let axis = (b.min(c), b.max(c));
+            let z = 5 + 3 * r;
+            match first_about.iter().find(|(a, _)| *a == axis) {
+                Some(&(_, i)) if !heavy_only || graph.is_heavy(row.atom) => pairs.push((z, i)),
+                Some(_) => {}
+                None => first_about.push((axis, z)),
+            }
+        }
+        pairs
+    }
 }
 
 #[cfg(test)]
@@ -303,5 +338,28 @@ mod tests {
         }
         // Circular: the rotors of the chain (φ, ψ, ω of each residue and the 5 methyl groups).
         assert_eq!(zm.circular_indices().len(), 6 + 4 + 5);
+    }
+
+    #[test]
+    fn shared_axis_dihedrals_of_the_alanine_table_pair_the_rotors_siblings() {
+        // FAB's table: HA (z 26) and CB (z 29) turn with φ (z 17) about N–CA; the ACE carbonyl O
+        // (z 20) with the ACE methyl C (z 8) about C–N; the NME methyl C (z 50) with the NME H
+        // (z 47) about C–N. The H on N (z 23) is an improper (C–CA not bonded): skipped.
+        let peptide = crate::aldp::Peptide::alanine_dipeptide();
+        let zm = ZMatrix::alanine_dipeptide();
+        assert_eq!(
+            zm.shared_axis_dihedrals(&peptide.graph, false),
+            [(20, 8), (26, 17), (29, 17), (50, 47)]
+        );
+        assert_eq!(
+            zm.shared_axis_dihedrals(&peptide.graph, true),
+            [(20, 8), (29, 17), (50, 47)]
+        );
+        // The bond-graph Z-matrix already measures siblings from each other (impropers): no
+        // two circular torsions share a bond.
+        let derived = ZMatrix::from_bond_graph(&peptide.graph).unwrap();
+        assert!(derived
+            .shared_axis_dihedrals(&peptide.graph, false)
+            .is_empty());
     }
 }
