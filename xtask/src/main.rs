@@ -43,7 +43,7 @@ enum Cmd {
         /// Methods to run (Many Well; default all): fab-buffer, fab-no-buffer, reverse-kl, alpha2-nis, forward-kl.
         #[arg(long, value_delimiter = ',')]
         method: Vec<Method>,
-        /// gmm, gmm-v1, funnel, cox: train N runs with seeds 0..N (fab train --seed) and report
+        /// gmm, gmm-v1, funnel, cox, cox-whitened: train N runs with seeds 0..N (fab train --seed) and report
         /// every metric as mean ± standard error over them, as fab-jax does (5 seeds).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
         seeds: u64,
@@ -60,6 +60,8 @@ enum Benchmark {
     Funnel,
     /// fab-jax's log-Gaussian Cox process on the Finnish pines (1,600-D).
     Cox,
+    /// The same Cox posterior in whitened coordinates (prior N(0, I), same log Z).
+    CoxWhitened,
     /// The 32-D Many Well, FAB against the paper's baselines.
     ManyWell,
     /// Alanine dipeptide in implicit solvent against replica-exchange MD ground truth.
@@ -209,6 +211,7 @@ fn reproduce(
         Benchmark::GmmV1 => "gmm-v1",
         Benchmark::Funnel => "funnel",
         Benchmark::Cox => "cox",
+        Benchmark::CoxWhitened => "cox-whitened",
         Benchmark::ManyWell => "many-well",
         Benchmark::Alanine => "alanine",
         Benchmark::Tetrapeptide => "tetrapeptide",
@@ -218,10 +221,14 @@ fn reproduce(
     }
     let single_run = matches!(
         benchmark,
-        Benchmark::Gmm | Benchmark::GmmV1 | Benchmark::Funnel | Benchmark::Cox
+        Benchmark::Gmm
+            | Benchmark::GmmV1
+            | Benchmark::Funnel
+            | Benchmark::Cox
+            | Benchmark::CoxWhitened
     );
     if seeds > 1 && !single_run {
-        bail!("--seeds is for gmm, gmm-v1, funnel and cox");
+        bail!("--seeds is for gmm, gmm-v1, funnel, cox and cox-whitened");
     }
     let profile = if quick {
         format!("{name}-quick")
@@ -250,7 +257,13 @@ fn reproduce(
         .to_string();
 
     let md = match benchmark {
-        Benchmark::Gmm | Benchmark::GmmV1 | Benchmark::Funnel | Benchmark::Cox if seeds > 1 => {
+        Benchmark::Gmm
+        | Benchmark::GmmV1
+        | Benchmark::Funnel
+        | Benchmark::Cox
+        | Benchmark::CoxWhitened
+            if seeds > 1 =>
+        {
             seeds_report(
                 &root,
                 &fab,
@@ -263,7 +276,11 @@ fn reproduce(
                 &config_rel,
             )?
         }
-        Benchmark::Gmm | Benchmark::GmmV1 | Benchmark::Funnel | Benchmark::Cox => {
+        Benchmark::Gmm
+        | Benchmark::GmmV1
+        | Benchmark::Funnel
+        | Benchmark::Cox
+        | Benchmark::CoxWhitened => {
             let run_dir = results.join("run");
             let r = train_and_eval(&root, &fab, &config, &run_dir, eval_samples, &[], &[])?;
             let report = serde_json::json!({

@@ -299,7 +299,11 @@ mod tests {
                 if path.is_dir() {
                     dirs.push(path);
                 } else if path.extension().is_some_and(|e| e == "ron") {
-                    RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                    let config = RunConfig::load(&path)
+                        .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                    // Derived flow settings resolve against the config's own target.
+                    crate::components::flow_config(&config)
+                        .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                     n += 1;
                 }
             }
