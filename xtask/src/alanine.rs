@@ -196,6 +196,33 @@ pub fn reproduce(
     Ok(markdown(&report))
 }
 
+/// The paper's alanine-dipeptide figures (Midgley et al. 2023, as quoted in issue 14): flow ESS of
+/// FAB with and without the buffer, for its 12 × 256 spline flow after 6,250 AIS batches of 1,024.
+const PAPER_FLOW_ESS: [(&str, &str); 2] = [
+    ("paper, FAB with buffer", "0.928 ± 0.001"),
+    ("paper, FAB without buffer", "0.522"),
+];
+
+/// This run's flow ESS and cost next to the paper's FAB.
+fn paper_comparison(report: &serde_json::Value) -> String {
+    let m = &report["metrics"];
+    let mut s = String::from(
+        "\n| | flow ESS | training iterations | training wall time |\n|---|---|---|---|\n",
+    );
+    s.push_str(&format!(
+        "| this run | {} | {} | {} s |\n",
+        fmt(&m["eval_ess_flow"], 3),
+        report["iterations"],
+        fmt(&report["train_wall_seconds_this_invocation"], 0),
+    ));
+    for (who, ess) in PAPER_FLOW_ESS {
+        s.push_str(&format!(
+            "| {who} | {ess} | 6,250 AIS batches of 1,024 | GPU |\n"
+        ));
+    }
+    s
+}
+
 fn markdown(report: &serde_json::Value) -> String {
     let m = &report["metrics"];
     let md = &report["md"];
@@ -243,6 +270,9 @@ fn markdown(report: &serde_json::Value) -> String {
             ));
         }
     }
+    if report["benchmark"] == "alanine" {
+        s.push_str(&paper_comparison(report));
+    }
     s.push_str(&format!(
         "\nWall time: training {} s (this invocation), evaluation {} s on {} samples; peak memory {} MiB.\n\
          KL divergences are KL(ground truth ‖ model) of normalised histograms (fab-torch's evaluate_aldp); \
@@ -256,4 +286,24 @@ fn markdown(report: &serde_json::Value) -> String {
         fmt(&report["peak_rss_mib"], 0),
     ));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_alanine_report_sets_the_run_next_to_the_papers_flow_ess() {
+        let report = serde_json::json!({
+            "benchmark": "alanine", "profile": "alanine-medium", "config": "configs/x.ron",
+            "metrics": {"eval_ess_flow": 0.7512, "n_eval_samples": 65536.0},
+            "iterations": 8000, "target_evals": 1, "train_wall_seconds_this_invocation": 7000.4,
+            "eval_wall_seconds": 300.0, "md": {},
+        });
+        let md = markdown(&report);
+        assert!(md.contains("| this run | 0.751 | 8000 | 7000 s |"), "{md}");
+        assert!(md.contains("| paper, FAB with buffer | 0.928 ± 0.001 |"), "{md}");
+        let tetra = markdown(&serde_json::json!({"benchmark": "tetrapeptide", "md": {}}));
+        assert!(!tetra.contains("paper, FAB"), "{tetra}");
+    }
 }
