@@ -302,7 +302,10 @@ mod tests {
         });
         let md = markdown(&report);
         assert!(md.contains("| this run | 0.751 | 8000 | 7000 s |"), "{md}");
-        assert!(md.contains("| paper, FAB with buffer | 0.928 ± 0.001 |"), "{md}");
+        assert!(
+            md.contains("| paper, FAB with buffer | 0.928 ± 0.001 |"),
+            "{md}"
+        );
         let tetra = markdown(&serde_json::json!({"benchmark": "tetrapeptide", "md": {}}));
         assert!(!tetra.contains("paper, FAB"), "{tetra}");
     }
