@@ -217,7 +217,7 @@ fn paper_comparison(report: &serde_json::Value) -> String {
     ));
     for (who, ess) in PAPER_FLOW_ESS {
         s.push_str(&format!(
-            "| {who} | {ess} | 6,250 AIS batches of 1,024 | GPU |\n"
+            "| {who} | {ess} | 6,250 AIS batches of 1,024 | not comparable (GPU) |\n"
         ));
     }
     s
