@@ -15,6 +15,7 @@ use crate::components::{
     checkpoint_path, load_run_config, Components, CHECKPOINT_FILE, CONFIG_FILE,
 };
 use crate::config::RunConfig;
+use crate::metrics_csv::MetricsCsv;
 use crate::observer::CliObserver;
 
 /// `fab train`.
@@ -557,34 +558,22 @@ fn write_pdb(
 
 /// `fab plot`: training curves (loss, ESS, acceptance) from metrics.csv into curves.png.
 pub fn plot_curves(run: &Path) -> Result<()> {
-    let path = run.join("metrics.csv");
-    let mut reader =
-        csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let headers = reader.headers()?.clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .with_context(|| format!("{}: no column `{name}`", path.display()))
-    };
-    let names = ["loss", "ess_flow", "ess_ais", "acceptance"];
-    let cols: Vec<usize> = names.iter().map(|n| col(n)).collect::<Result<_>>()?;
-    let it = col("iteration")?;
-    let mut series: Vec<(&str, Vec<(f64, f64)>)> = names.iter().map(|n| (*n, Vec::new())).collect();
-    for (line, rec) in reader.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: malformed row {}", path.display(), line + 2))?;
-        let x: f64 = rec[it].parse().unwrap_or(f64::NAN);
-        for (s, &c) in series.iter_mut().zip(&cols) {
-            s.1.push((x, rec[c].parse().unwrap_or(f64::NAN)));
-        }
-    }
+    let metrics = MetricsCsv::read(&run.join("metrics.csv"))?;
+    let iteration = metrics.column("iteration")?;
+    let series: Vec<(&str, Vec<(f64, f64)>)> = ["loss", "ess_flow", "ess_ais", "acceptance"]
+        .into_iter()
+        .map(|name| {
+            let values = metrics.column(name)?;
+            Ok((name, iteration.iter().copied().zip(values).collect()))
+        })
+        .collect::<Result<_>>()?;
     crate::plot::curves(&series, &run.join("curves.png"))?;
     // ESS against training wall time: from the in-training evaluations (eval.jsonl) when there
     // are at least two, else the per-iteration batch ESS of metrics.csv averaged over windows of
     // 50 iterations. Logs written before the wall_seconds column existed give no plot.
-    let Ok(wall) = col("wall_seconds") else {
+    if !metrics.has("wall_seconds") {
         return Ok(());
-    };
+    }
     let evals = read_eval_log(&run.join("eval.jsonl"))?;
     let minutes = |s: f64| s / 60.0;
     let (series, source) = if evals.len() >= 2 {
@@ -605,24 +594,19 @@ pub fn plot_curves(run: &Path) -> Result<()> {
             "evaluations",
         )
     } else {
-        let mut reader = csv::Reader::from_path(&path)?;
-        let (flow, ais) = (col("ess_flow")?, col("ess_ais")?);
-        let rows: Vec<[f64; 3]> = reader
-            .records()
-            .filter_map(|r| r.ok())
-            .map(|r| [wall, flow, ais].map(|c| r[c].parse().unwrap_or(f64::NAN)))
-            .collect();
-        let windows = |k: usize| -> Vec<(f64, f64)> {
-            rows.chunks(50)
-                .map(|w| {
-                    let n = w.len() as f64;
-                    let t = w.last().map_or(f64::NAN, |r| minutes(r[0]));
-                    (t, w.iter().map(|r| r[k]).sum::<f64>() / n)
-                })
-                .collect()
+        let windows = |name: &str| -> Result<Vec<(f64, f64)>> {
+            Ok(metrics
+                .curve(name)?
+                .window_means(50)
+                .iter()
+                .map(|p| (minutes(p.wall_seconds), p.mean))
+                .collect())
         };
         (
-            vec![("flow (batch)", windows(1)), ("AIS (batch)", windows(2))],
+            vec![
+                ("flow (batch)", windows("ess_flow")?),
+                ("AIS (batch)", windows("ess_ais")?),
+            ],
             "training batches, means over 50 iterations",
         )
     };
@@ -635,7 +619,7 @@ pub fn plot_curves(run: &Path) -> Result<()> {
 }
 
 /// The rows of an eval.jsonl (empty when the file does not exist); unreadable lines are skipped.
-fn read_eval_log(path: &Path) -> Result<Vec<serde_json::Value>> {
+pub fn read_eval_log(path: &Path) -> Result<Vec<serde_json::Value>> {
     if !path.exists() {
         return Ok(Vec::new());
     }

@@ -6,15 +6,18 @@
 //! fab eval  --run runs/gmm                      # eval.json + samples.png
 //! fab sample --run runs/gmm -n 10000 --out samples.csv [--ais]
 //! fab plot  --run runs/gmm                      # training curves + samples plot
+//! fab compare --runs runs/a,runs/b --out cmp    # variants side by side at equal wall time
 //! fab bench --config configs/bench/many-well-fab-jax.ron   # ms per iteration and time shares
 //! fab md    --config configs/alanine.ron        # replica-exchange ground truth for alanine dipeptide
 //! ```
 
 mod aldp_eval;
 mod commands;
+mod compare;
 mod components;
 mod config;
 mod md;
+mod metrics_csv;
 mod observer;
 mod plot;
 mod run_dir;
@@ -136,6 +139,22 @@ enum Command {
         #[arg(long)]
         run: PathBuf,
     },
+    /// Compare training runs at equal training wall time: batch ESS of flow and AIS (means over
+    /// windows of iterations) and final evaluations; writes compare.md, compare.json, compare.png.
+    Compare {
+        /// Run directories written by `fab train`, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        runs: Vec<PathBuf>,
+        /// Wall times in minutes, comma-separated (default: quarters of the shortest run).
+        #[arg(long, value_delimiter = ',')]
+        at: Option<Vec<f64>>,
+        /// Iterations each batch-ESS value is averaged over.
+        #[arg(long, default_value_t = 100)]
+        window: usize,
+        /// Output directory.
+        #[arg(long, default_value = "compare")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -177,6 +196,12 @@ fn main() -> ExitCode {
             threads,
         } => commands::bench(&config, iterations, warmup, threads),
         Command::Plot { run } => commands::plot_curves(&run),
+        Command::Compare {
+            runs,
+            at,
+            window,
+            out,
+        } => compare::compare(&runs, at, window, &out),
         Command::Md {
             config,
             out,

@@ -21,6 +21,7 @@ pub mod density;
 pub mod error;
 pub mod flow;
 pub mod histogram;
+pub mod learning_curve;
 pub mod loss;
 pub mod memory;
 pub mod metrics;
