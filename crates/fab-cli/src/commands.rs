@@ -619,7 +619,7 @@ pub fn plot_curves(run: &Path) -> Result<()> {
 }
 
 /// The rows of an eval.jsonl (empty when the file does not exist); unreadable lines are skipped.
-pub fn read_eval_log(path: &Path) -> Result<Vec<serde_json::Value>> {
+fn read_eval_log(path: &Path) -> Result<Vec<serde_json::Value>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
