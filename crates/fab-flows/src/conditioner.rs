@@ -1,10 +1,10 @@
-//! A coupling layer's conditioner MLP as one fused dfdx operation: dense ReLU hidden layers and
-//! one or more linear output heads, computed with one GEMM per layer (the heads side by side in
-//! one), and a hand-written backward pass.
+//! A coupling layer's conditioner MLP as one fused dfdx operation: dense hidden layers with a ReLU
+//! or GELU activation σ ([`Activation`]) and one or more linear output heads, computed with one
+//! GEMM per layer (the heads side by side in one), and a hand-written backward pass.
 //!
-//! Forward, with a₀ = x:  aₗ = relu(aₗ₋₁ Wₗ + bₗ),  headₕ = a_L Wₕ + bₕ.
+//! Forward, with a₀ = x:  zₗ = aₗ₋₁ Wₗ + bₗ, aₗ = σ(zₗ),  headₕ = a_L Wₕ + bₕ.
 //! Backward, from the head gradients gₕ:
-//!   ∂a_L = Σₕ gₕ Wₕᵀ;  for l = L..1: ∂zₗ = ∂aₗ ⊙ [aₗ > 0], ∂aₗ₋₁ = ∂zₗ Wₗᵀ;
+//!   ∂a_L = Σₕ gₕ Wₕᵀ;  for l = L..1: ∂zₗ = ∂aₗ ⊙ σ'(zₗ), ∂aₗ₋₁ = ∂zₗ Wₗᵀ;
 //!   ∂Wₗ = aₗ₋₁ᵀ ∂zₗ, ∂bₗ = Σ_rows ∂zₗ (and the same for the heads).
 //! With [`ParamGrads::Skip`] (HMC needs only ∂ log q/∂x) the ∂W and ∂b products are not formed:
 //! two GEMMs per dense layer instead of three. Activations are kept for the backward pass only
@@ -12,6 +12,7 @@
 
 use dfdx::prelude::*;
 
+use crate::activation::Activation;
 use crate::linear::Linear;
 use crate::matmul::{add_bias, add_column_sums, gemm, product, Mat};
 use crate::real::{host, Real, M, V};
@@ -49,9 +50,22 @@ impl<E: Real> Dense<E> {
         }
     }
 
-    /// relu(x W + b) for the (n × n_in) rows `x`.
-    fn forward_relu(&self, x: &[E], n: usize) -> Vec<E> {
-        forward(&self.w, &self.b, self.n_in, x, n, true)
+    /// σ(x W + b) for the (n × n_in) rows `x`, and σ' there when `keep_slope` (see
+    /// [`Activation::apply`]).
+    fn forward_activated(
+        &self,
+        x: &[E],
+        n: usize,
+        activation: Activation,
+        keep_slope: bool,
+    ) -> (Vec<E>, Option<Vec<E>>) {
+        if activation == Activation::Relu {
+            // Bias and clamp in one pass.
+            return (forward(&self.w, &self.b, self.n_in, x, n, true), None);
+        }
+        let mut z = forward(&self.w, &self.b, self.n_in, x, n, false);
+        let slope = activation.apply(&mut z, keep_slope);
+        (z, slope)
     }
 
     /// ∂W += inputᵀ g and ∂b += Σ_rows g.
@@ -155,8 +169,8 @@ impl<E: Real> Heads<E> {
     }
 }
 
-/// Runs the conditioner on `x` (n × k): ReLU `hidden` layers, then each of `heads` on the last
-/// hidden activation. Returns one (n × outₕ) tensor per head, in order.
+/// Runs the conditioner on `x` (n × k): `hidden` layers with `activation`, then each of `heads`
+/// on the last hidden activation. Returns one (n × outₕ) tensor per head, in order.
 ///
 /// (No `Cpu: Device<E>` bound, as in [`crate::rq_knots::knots`], so the backward pass can index
 /// the gradient storage as a `Vec`.)
@@ -164,6 +178,7 @@ pub(crate) fn conditioner<E: Real, T: Tape<E, Cpu>>(
     x: M<E, T>,
     hidden: &[Linear<E>],
     heads: &[&Linear<E>],
+    activation: Activation,
     param_grads: ParamGrads,
 ) -> Vec<M<E, T>> {
     let (x, mut tape) = x.split_tape();
@@ -173,9 +188,13 @@ pub(crate) fn conditioner<E: Real, T: Tape<E, Cpu>>(
     let hidden: Vec<Dense<E>> = hidden.iter().map(Dense::of).collect();
     let heads = Heads::of(heads);
     let mut acts: Vec<Vec<E>> = Vec::with_capacity(hidden.len());
+    // σ'(zₗ) per hidden layer, kept for the backward pass (GELU with a tape only).
+    let mut slopes: Vec<Option<Vec<E>>> = Vec::with_capacity(hidden.len());
     for layer in &hidden {
         let input = acts.last().unwrap_or(&xv);
-        acts.push(layer.forward_relu(input, n));
+        let (a, slope) = layer.forward_activated(input, n, activation, T::OWNS_TAPE);
+        acts.push(a);
+        slopes.push(slope);
     }
     let last = acts.last().unwrap_or(&xv);
     let all = forward(&heads.w, &heads.b, heads.n_in, last, n, false);
@@ -221,10 +240,8 @@ pub(crate) fn conditioner<E: Real, T: Tape<E, Cpu>>(
                 heads.accumulate(grads, last, &g_all, n)?;
             }
             for (l, layer) in hidden.iter().enumerate().rev() {
-                // ∂z = ∂a ⊙ relu'(z), read off the stored activation (a > 0 ⇔ z > 0).
-                g_a.iter_mut()
-                    .zip(&acts[l])
-                    .for_each(|(g, &a)| *g = if a > E::zero() { *g } else { E::zero() });
+                // ∂z = ∂a ⊙ σ'(z).
+                activation.backward(&mut g_a, &acts[l], slopes[l].as_deref());
                 if param_grads == ParamGrads::Accumulate {
                     let input = if l == 0 { &keep_x } else { &acts[l - 1] };
                     layer.accumulate(grads, input, &g_a, n)?;

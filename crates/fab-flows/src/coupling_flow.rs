@@ -1,7 +1,7 @@
 //! Coupling flows on dfdx, in f64 or f32: a stack of coupling layers over a base distribution.
 //!
 //! Each layer keeps its conditioning coordinates h_c and transforms the others elementwise with
-//! parameters from an MLP of h_c (ReLU hidden layers, zero-initialised output heads, so every layer
+//! parameters from an MLP of h_c (ReLU or GELU hidden layers, zero-initialised output heads, so every layer
 //! starts as the identity map). Two transforms:
 //! * affine (RealNVP, [`crate::realnvp`]): h_t ← h_t ⊙ s + t with log s = k·tanh(a/k), k = ln 10;
 //! * rational-quadratic splines ([`crate::spline`], [`crate::spline_flow`]): linear-tail splines on
@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use fab_core::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
 use fab_core::{FabError, FabRng, Flow, LogDensity, Result};
 
+use crate::activation::Activation;
 use crate::affine_kernel::{affine, LOG_SCALE_BOUND};
 use crate::columns::{gather_columns, scatter_columns};
 use crate::conditioner::{conditioner, ParamGrads};
@@ -79,6 +80,8 @@ pub(crate) enum Transform<E: Real> {
 pub(crate) struct Coupling<E: Real> {
     pub(crate) split: Split<E>,
     pub(crate) hidden: Vec<Linear<E>>,
+    /// The hidden layers' activation.
+    pub(crate) activation: Activation,
     pub(crate) transform: Transform<E>,
     /// Fixed circular shift applied after the layer (sampling direction) to circular coordinates.
     pub(crate) shift_after: Option<f64>,
@@ -126,7 +129,10 @@ where
     fn hidden_features<T: Tape<E, Cpu>>(&self, h_c: M<E, T>) -> M<E, T> {
         let mut h = h_c;
         for layer in &self.hidden {
-            h = layer.forward(h).relu();
+            h = match self.activation {
+                Activation::Relu => layer.forward(h).relu(),
+                Activation::Gelu => layer.forward(h).fast_gelu(),
+            };
         }
         h
     }
@@ -168,8 +174,14 @@ where
     ) -> (M<E, T>, V<E, T>) {
         match &self.transform {
             Transform::Affine { shift, scale } => {
-                let mut outs =
-                    conditioner(h_c, &self.hidden, &[shift, scale], param_grads).into_iter();
+                let mut outs = conditioner(
+                    h_c,
+                    &self.hidden,
+                    &[shift, scale],
+                    self.activation,
+                    param_grads,
+                )
+                .into_iter();
                 let (Some(t), Some(a)) = (outs.next(), outs.next()) else {
                     unreachable!("the conditioner returns one output per head")
                 };
@@ -178,7 +190,7 @@ where
             Transform::Spline { parts } => {
                 let (n, width_t) = *h_t.shape();
                 let heads: Vec<&Linear<E>> = parts.iter().map(|(_, p)| &p.head).collect();
-                let outs = conditioner(h_c, &self.hidden, &heads, param_grads);
+                let outs = conditioner(h_c, &self.hidden, &heads, self.activation, param_grads);
                 let mut rest = Some(h_t);
                 let mut pieces = Vec::with_capacity(parts.len());
                 let mut log_det: Option<V<E, T>> = None;

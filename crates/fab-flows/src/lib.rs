@@ -22,6 +22,7 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+pub mod activation;
 pub(crate) mod affine_kernel;
 pub(crate) mod columns;
 pub(crate) mod conditioner;
@@ -45,6 +46,7 @@ pub mod spline_flow;
 pub mod split;
 pub mod tape;
 
+pub use activation::Activation;
 pub use config::FlowConfig;
 pub use coupling_flow::{CouplingFlow, Engine};
 pub use real::{Precision, Real};

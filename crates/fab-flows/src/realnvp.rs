@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use fab_core::{FabError, Result};
 
+use crate::activation::Activation;
 use crate::coupling_flow::{Coupling, CouplingFlow, Transform};
 use crate::linear::{hidden_stack, Linear};
 use crate::real::{Precision, Real};
@@ -30,6 +31,14 @@ pub struct RealNvpConfig {
     /// Conditioner width in units, overriding dim · `hidden_units_per_dim` (fab-jax gives widths
     /// this way: [128, 128] for Many Well, [256, 256] for the 1,600-D Cox process).
     pub hidden_units: Option<usize>,
+    /// Hidden activation of the conditioners: `Relu` (default, fab-torch) or `Gelu` (fab-jax).
+    pub activation: Activation,
+    /// Rotate which coordinates form the two halves by one position every two layers (as
+    /// fab-jax's `Permute(roll 1)` between coupling pairs), so every pair of coordinates is
+    /// eventually split across the halves and one can condition the other. Without it the halves
+    /// are always {0..d/2} and {d/2..d}: in Neal's funnel, x₁..x₄ then never see x₀ directly.
+    /// Default false (fab-torch).
+    pub roll: bool,
 }
 
 impl Default for RealNvpConfig {
@@ -41,8 +50,20 @@ impl Default for RealNvpConfig {
             init_seed: 0,
             precision: Precision::F64,
             hidden_units: None,
+            activation: Activation::Relu,
+            roll: false,
         }
     }
+}
+
+/// The half-split of layer `l` with the coordinates rolled by one position every two layers:
+/// (conditioning, transformed) coordinates. Equivalent to a fixed permutation x ← roll(x, 1)
+/// between layer pairs, without moving any data.
+pub(crate) fn rolled_halves(dim: usize, l: usize) -> (Vec<usize>, Vec<usize>) {
+    let r = (l / 2) % dim;
+    let (cond, trans) = halves(dim, l);
+    let roll = |v: Vec<usize>| v.into_iter().map(|i| (i + r) % dim).collect();
+    (roll(cond), roll(trans))
 }
 
 /// The half-split of layer `l`: (conditioning, transformed) coordinates.
@@ -82,12 +103,17 @@ where
         let mut rng = fab_core::rng::seeded(config.init_seed);
         let layers = (0..config.n_layers)
             .map(|l| {
-                let (cond, trans) = halves(dim, l);
+                let (cond, trans) = if config.roll {
+                    rolled_halves(dim, l)
+                } else {
+                    halves(dim, l)
+                };
                 let (hidden, n_in) =
                     hidden_stack(&dev, cond.len(), width, config.hidden_layers, &mut rng);
                 Coupling {
                     split: Split::new(&dev, dim, &cond, &trans),
                     hidden,
+                    activation: config.activation,
                     transform: Transform::Affine {
                         shift: Linear::zeros(&dev, n_in, trans.len()),
                         scale: Linear::zeros(&dev, n_in, trans.len()),
@@ -107,5 +133,38 @@ where
             relative_angles: None,
             engine: Default::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolled_halves_partition_and_let_every_coordinate_condition_every_other() {
+        let dim = 10;
+        // seen[i][j]: some layer transforms j conditioned on i.
+        let mut seen = vec![vec![false; dim]; dim];
+        for l in 0..2 * dim {
+            let (cond, trans) = rolled_halves(dim, l);
+            let mut all: Vec<usize> = cond.iter().chain(&trans).copied().collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..dim).collect::<Vec<_>>(), "layer {l}");
+            for &i in &cond {
+                for &j in &trans {
+                    seen[i][j] = true;
+                }
+            }
+        }
+        for (i, row) in seen.iter().enumerate() {
+            for (j, &s) in row.iter().enumerate() {
+                assert_eq!(s, i != j, "{i} -> {j}");
+            }
+        }
+        // Without the roll, x₁ is never transformed conditioned on x₀ (same half).
+        assert!((0..2 * dim).all(|l| {
+            let (cond, trans) = halves(dim, l);
+            !(cond.contains(&0) && trans.contains(&1))
+        }));
     }
 }

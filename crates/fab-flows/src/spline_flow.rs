@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use fab_core::{FabError, Result};
 
+use crate::activation::Activation;
 use crate::coupling_flow::{Coupling, CouplingFlow, SplinePart, Transform};
 use crate::linear::{hidden_stack, Linear};
 use crate::real::{Precision, Real};
@@ -51,6 +52,8 @@ pub struct SplineFlowConfig {
     /// cannot see the Z-matrix, so whoever builds flow and target resolves this into
     /// `relative_angles` first ([`SplineFlowConfig::with_relative_angles`]); default `Off`.
     pub shared_axis_angles: SharedAxisAngles,
+    /// Hidden activation of the conditioners: `Relu` (default, fab-torch) or `Gelu` (fab-jax).
+    pub activation: Activation,
 }
 
 /// Which torsions sharing a rotation axis a spline flow models relative to each other (the
@@ -110,6 +113,7 @@ impl Default for SplineFlowConfig {
             precision: Precision::F64,
             relative_angles: Vec::new(),
             shared_axis_angles: SharedAxisAngles::Off,
+            activation: Activation::Relu,
         }
     }
 }
@@ -205,6 +209,7 @@ where
                 Coupling {
                     split: Split::new(&dev, dim, &cond, &trans),
                     hidden,
+                    activation: config.activation,
                     transform: Transform::Spline { parts },
                     shift_after: match config.circular_shift {
                         _ if !any_circular => None,

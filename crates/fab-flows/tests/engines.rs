@@ -11,7 +11,7 @@ use common::perturb;
 use fab_core::flow::ReparamCoefficients;
 use fab_core::{rng::seeded, Flow, LogDensity};
 use fab_flows::spline::SplineConfig;
-use fab_flows::{CircularShift, CouplingFlow, Engine, RealNvpConfig, SplineFlowConfig};
+use fab_flows::{Activation, CircularShift, CouplingFlow, Engine, RealNvpConfig, SplineFlowConfig};
 use ndarray::{Array1, Array2};
 
 /// Largest |a − b| / (1 + |b|) over two sequences.
@@ -89,12 +89,19 @@ fn engines_agree(fused: &CouplingFlow, x: &Array2<f64>, what: &str) {
 
 #[test]
 fn realnvp_fused_equals_reference() {
-    for (dim, hidden_layers) in [(5, 2), (2, 1), (6, 0)] {
+    for (dim, hidden_layers, activation, roll) in [
+        (5, 2, Activation::Relu, false),
+        (2, 1, Activation::Relu, false),
+        (6, 0, Activation::Relu, false),
+        (5, 2, Activation::Gelu, true),
+    ] {
         let config = RealNvpConfig {
             n_layers: 4,
             hidden_units_per_dim: 3,
             hidden_layers,
             init_seed: 1,
+            activation,
+            roll,
             ..Default::default()
         };
         let mut flow = CouplingFlow::<f64>::real_nvp(dim, &config).unwrap();
@@ -103,7 +110,7 @@ fn realnvp_fused_equals_reference() {
         engines_agree(
             &flow,
             &x,
-            &format!("RealNVP dim {dim}, {hidden_layers} hidden"),
+            &format!("RealNVP dim {dim}, {hidden_layers} hidden, {activation:?}, roll {roll}"),
         );
     }
 }
@@ -112,7 +119,11 @@ fn realnvp_fused_equals_reference() {
 fn spline_fused_equals_reference() {
     let dim = 7;
     let circular = vec![1, 3, 4, 6];
-    for relative_angles in [vec![], vec![(4, 1), (6, 1)]] {
+    for (relative_angles, activation) in [
+        (vec![], Activation::Relu),
+        (vec![(4, 1), (6, 1)], Activation::Relu),
+        (vec![(4, 1)], Activation::Gelu),
+    ] {
         let config = SplineFlowConfig {
             n_layers: 4,
             hidden_units: 9,
@@ -126,12 +137,17 @@ fn spline_fused_equals_reference() {
             circular: circular.clone(),
             circular_shift: CircularShift::Random,
             relative_angles: relative_angles.clone(),
+            activation,
             ..Default::default()
         };
         let mut flow = CouplingFlow::<f64>::spline(dim, &config).unwrap();
         perturb(&mut flow, 0.2, 5);
         let x = common::points(41, 6, dim, &circular);
-        engines_agree(&flow, &x, &format!("spline, relative {relative_angles:?}"));
+        engines_agree(
+            &flow,
+            &x,
+            &format!("spline, relative {relative_angles:?}, {activation:?}"),
+        );
     }
 }
 
