@@ -38,6 +38,7 @@ fn fab_iteration_fab_jax(c: &mut Criterion) {
         init_seed: 0,
         precision: Precision::F32,
         hidden_units: None,
+        ..Default::default()
     };
     let mut flow = CouplingFlow::<f32>::real_nvp(2, &config).unwrap();
     let mut ais = Ais::new(AisConfig {

@@ -27,6 +27,7 @@ fn flow(engine: Engine) -> CouplingFlow<f32> {
         init_seed: 0,
         precision: fab_flows::Precision::F32,
         hidden_units: None,
+        ..Default::default()
     };
     fab_benches::off_identity(
         CouplingFlow::<f32>::real_nvp(32, &config)

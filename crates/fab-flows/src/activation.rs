@@ -66,7 +66,7 @@ impl Activation {
     /// [`Activation::apply`] (GELU).
     pub(crate) fn backward<E: Real>(self, g: &mut [E], a: &[E], slope: Option<&[E]>) {
         match (self, slope) {
-            (Activation::Gelu, Some(s)) => g.iter_mut().zip(s).for_each(|(g, &s)| *g = *g * s),
+            (Activation::Gelu, Some(s)) => g.iter_mut().zip(s).for_each(|(g, &s)| *g *= s),
             _ => g
                 .iter_mut()
                 .zip(a)
