@@ -85,6 +85,9 @@ pub(crate) struct Coupling<E: Real> {
     pub(crate) transform: Transform<E>,
     /// Fixed circular shift applied after the layer (sampling direction) to circular coordinates.
     pub(crate) shift_after: Option<f64>,
+    /// Trainable elementwise affine (location, log-scale) applied before the layer in the
+    /// sampling direction, h ← h ⊙ eˢ + μ (fab-jax's ActNorm; zeros, i.e. identity, at start).
+    pub(crate) act_norm: Option<(V<E>, V<E>)>,
 }
 
 /// A coupling flow on R^d (with some circular coordinates), computing in float type `E` (f64 by
@@ -115,6 +118,44 @@ enum Param<'a, E: Real> {
 enum ParamMut<'a, E: Real> {
     M(&'a mut M<E>),
     V(&'a mut V<E>),
+}
+
+/// The same elementwise affine map on every row: h ⊙ eˢ + μ (`Forward`, log-det +Σ s) or
+/// (h − μ) ⊙ e⁻ˢ (`Inverse`, log-det −Σ s), added to `log_det`. The trainable base of RealNVP and
+/// the ActNorm layers.
+fn elementwise_affine<E: Real, T: Tape<E, Cpu>>(
+    h: M<E, T>,
+    log_det: V<E, T>,
+    loc: &V<E>,
+    log_scale: &V<E>,
+    direction: Direction,
+) -> (M<E, T>, V<E, T>)
+where
+    Cpu: Device<E>,
+{
+    let (n, d) = *h.shape();
+    let loc = loc.retaped::<T>().broadcast_like::<_, Axis<0>>(&(n, d));
+    let sum_s = log_scale
+        .retaped::<T>()
+        .sum::<(), _>()
+        .broadcast_like(&(n,));
+    match direction {
+        Direction::Forward => {
+            let scale = log_scale
+                .retaped::<T>()
+                .exp()
+                .broadcast_like::<_, Axis<0>>(&(n, d));
+            (h * scale + loc, log_det + sum_s)
+        }
+        Direction::Inverse => {
+            let inv_scale = log_scale
+                .retaped::<T>()
+                .negate()
+                .exp()
+                .broadcast_like::<_, Axis<0>>(&(n, d));
+            ((h - loc) * inv_scale, log_det - sum_s)
+        }
+    }
 }
 
 /// Wraps angles into [−π, π).
@@ -380,21 +421,12 @@ where
             let (z, ld) = c.apply(h, Direction::Inverse, self.engine, param_grads);
             log_det = log_det + ld;
             h = z;
+            if let Some((loc, log_scale)) = &c.act_norm {
+                (h, log_det) = elementwise_affine(h, log_det, loc, log_scale, Direction::Inverse);
+            }
         }
         if let Some((loc, log_scale)) = &self.base_affine {
-            // z = (h − μ) ⊙ exp(−s_b), log det −Σ s_b for every row.
-            let loc = loc.retaped::<T>().broadcast_like::<_, Axis<0>>(&(n, d));
-            let inv_scale = log_scale
-                .retaped::<T>()
-                .negate()
-                .exp()
-                .broadcast_like::<_, Axis<0>>(&(n, d));
-            log_det = log_det
-                - log_scale
-                    .retaped::<T>()
-                    .sum::<(), _>()
-                    .broadcast_like(&(n,));
-            h = (h - loc) * inv_scale;
+            (h, log_det) = elementwise_affine(h, log_det, loc, log_scale, Direction::Inverse);
         }
         (h, log_det)
     }
@@ -409,19 +441,12 @@ where
         let mut log_det: V<E, T> = self.dev.zeros_like(&(n,)).retaped::<T>();
         let mut h = z;
         if let Some((loc, log_scale)) = &self.base_affine {
-            let loc = loc.retaped::<T>().broadcast_like::<_, Axis<0>>(&(n, d));
-            let scale = log_scale
-                .retaped::<T>()
-                .exp()
-                .broadcast_like::<_, Axis<0>>(&(n, d));
-            log_det = log_det
-                + log_scale
-                    .retaped::<T>()
-                    .sum::<(), _>()
-                    .broadcast_like(&(n,));
-            h = h * scale + loc;
+            (h, log_det) = elementwise_affine(h, log_det, loc, log_scale, Direction::Forward);
         }
         for c in &self.layers {
+            if let Some((loc, log_scale)) = &c.act_norm {
+                (h, log_det) = elementwise_affine(h, log_det, loc, log_scale, Direction::Forward);
+            }
             let (y, ld) = c.apply(h, Direction::Forward, self.engine, param_grads);
             log_det = log_det + ld;
             h = y;
@@ -494,6 +519,10 @@ where
             out.push(("base.log_scale".to_string(), Param::V(log_scale)));
         }
         for (l, c) in self.layers.iter().enumerate() {
+            if let Some((loc, log_scale)) = &c.act_norm {
+                out.push((format!("layer{l}.act_norm.loc"), Param::V(loc)));
+                out.push((format!("layer{l}.act_norm.log_scale"), Param::V(log_scale)));
+            }
             let mut lins: Vec<(String, &Linear<E>)> = c
                 .hidden
                 .iter()
@@ -524,6 +553,10 @@ where
             out.push(ParamMut::V(log_scale));
         }
         for c in self.layers.iter_mut() {
+            if let Some((loc, log_scale)) = c.act_norm.as_mut() {
+                out.push(ParamMut::V(loc));
+                out.push(ParamMut::V(log_scale));
+            }
             let mut lins: Vec<&mut Linear<E>> = c.hidden.iter_mut().collect();
             match &mut c.transform {
                 Transform::Affine { shift, scale } => {

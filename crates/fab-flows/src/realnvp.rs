@@ -39,6 +39,9 @@ pub struct RealNvpConfig {
     /// are always {0..d/2} and {d/2..d}: in Neal's funnel, x₁..x₄ then never see x₀ directly.
     /// Default false (fab-torch).
     pub roll: bool,
+    /// A trainable elementwise affine layer (fab-jax's ActNorm, identity at start) before every
+    /// pair of couplings, as fab-jax's flow "layer" = ActNorm + two couplings. Default false.
+    pub act_norm: bool,
 }
 
 impl Default for RealNvpConfig {
@@ -52,6 +55,7 @@ impl Default for RealNvpConfig {
             hidden_units: None,
             activation: Activation::Relu,
             roll: false,
+            act_norm: false,
         }
     }
 }
@@ -101,7 +105,7 @@ where
         }
         let dev = dfdx::prelude::Cpu::default();
         let mut rng = fab_core::rng::seeded(config.init_seed);
-        let layers = (0..config.n_layers)
+        let mut layers: Vec<Coupling<E>> = (0..config.n_layers)
             .map(|l| {
                 let (cond, trans) = if config.roll {
                     rolled_halves(dim, l)
@@ -119,11 +123,17 @@ where
                         scale: Linear::zeros(&dev, n_in, trans.len()),
                     },
                     shift_after: None,
+                    act_norm: None,
                 }
             })
             .collect();
         use dfdx::prelude::TensorFromVec;
         let zeros = || dev.tensor_from_vec(vec![E::zero(); dim], (dim,));
+        if config.act_norm {
+            for c in layers.iter_mut().step_by(2) {
+                c.act_norm = Some((zeros(), zeros()));
+            }
+        }
         Ok(Self {
             base_affine: Some((zeros(), zeros())),
             circular: vec![false; dim],

@@ -211,6 +211,7 @@ where
                     hidden,
                     activation: config.activation,
                     transform: Transform::Spline { parts },
+                    act_norm: None,
                     shift_after: match config.circular_shift {
                         _ if !any_circular => None,
                         CircularShift::None => None,

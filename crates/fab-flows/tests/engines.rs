@@ -102,6 +102,7 @@ fn realnvp_fused_equals_reference() {
             init_seed: 1,
             activation,
             roll,
+            act_norm: roll,
             ..Default::default()
         };
         let mut flow = CouplingFlow::<f64>::real_nvp(dim, &config).unwrap();

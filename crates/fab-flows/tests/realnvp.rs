@@ -14,7 +14,8 @@ fn perturbed_flow(dim: usize, scale: f64) -> CouplingFlow {
     perturbed_flow_with(dim, scale, Activation::Relu)
 }
 
-/// With GELU the halves are also rolled, so both options are covered by the same checks.
+/// With GELU the halves are also rolled and ActNorm layers added, so every option is covered by
+/// the same checks.
 fn perturbed_flow_with(dim: usize, scale: f64, activation: Activation) -> CouplingFlow {
     let config = RealNvpConfig {
         n_layers: 4,
@@ -23,6 +24,7 @@ fn perturbed_flow_with(dim: usize, scale: f64, activation: Activation) -> Coupli
         init_seed: 1,
         activation,
         roll: activation == Activation::Gelu,
+        act_norm: activation == Activation::Gelu,
         ..Default::default()
     };
     let mut flow = CouplingFlow::<f64>::real_nvp(dim, &config).unwrap();
