@@ -408,7 +408,7 @@ where
         x: M<E, T>,
         param_grads: ParamGrads,
     ) -> (M<E, T>, V<E, T>) {
-        let (n, d) = *x.shape();
+        let n = x.shape().0;
         let mut log_det: V<E, T> = self.dev.zeros_like(&(n,)).retaped::<T>();
         let mut h = x;
         if let Some(rel) = &self.relative_angles {
@@ -437,7 +437,7 @@ where
         z: M<E, T>,
         param_grads: ParamGrads,
     ) -> (M<E, T>, V<E, T>) {
-        let (n, d) = *z.shape();
+        let n = z.shape().0;
         let mut log_det: V<E, T> = self.dev.zeros_like(&(n,)).retaped::<T>();
         let mut h = z;
         if let Some((loc, log_scale)) = &self.base_affine {
