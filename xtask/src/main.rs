@@ -1,6 +1,6 @@
 //! Project automation. `cargo xtask reproduce gmm [--quick]` runs the paper's GMM benchmark end to
 //! end: builds the `fab` binary, trains (resuming if a checkpoint exists), evaluates, and writes
-//! `results/<name>/` with results.json, results.md and the plots; `gmm-v1`, `funnel` and `cox` do the same
+//! `results/<name>/` with results.json, results.md and the plots; `gmm-v1`, `funnel`, `cox` and `many-well-fab-jax` do the same
 //! for fab-jax's benchmarks. `many-well` compares FAB with the
 //! paper's baselines; `alanine` adds replica-exchange ground truth (cached) and its KL divergences,
 //! `tetrapeptide` the same for alanine tetrapeptide, per residue.
@@ -43,7 +43,7 @@ enum Cmd {
         /// Methods to run (Many Well; default all): fab-buffer, fab-no-buffer, reverse-kl, alpha2-nis, forward-kl.
         #[arg(long, value_delimiter = ',')]
         method: Vec<Method>,
-        /// gmm, gmm-v1, funnel, cox, cox-whitened: train N runs with seeds 0..N (fab train --seed) and report
+        /// gmm, gmm-v1, funnel, cox, cox-whitened, many-well-fab-jax: train N runs with seeds 0..N (fab train --seed) and report
         /// every metric as mean ± standard error over them, as fab-jax does (5 seeds).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
         seeds: u64,
@@ -64,6 +64,8 @@ enum Benchmark {
     CoxWhitened,
     /// The 32-D Many Well, FAB against the paper's baselines.
     ManyWell,
+    /// The 32-D Many Well with fab-jax's flow, AIS and training recipe (FAB only; ~3.3 h).
+    ManyWellFabJax,
     /// Alanine dipeptide in implicit solvent against replica-exchange MD ground truth.
     Alanine,
     /// Alanine tetrapeptide (three residues, 120-D) against replica-exchange MD ground truth.
@@ -213,6 +215,7 @@ fn reproduce(
         Benchmark::Cox => "cox",
         Benchmark::CoxWhitened => "cox-whitened",
         Benchmark::ManyWell => "many-well",
+        Benchmark::ManyWellFabJax => "many-well-fab-jax",
         Benchmark::Alanine => "alanine",
         Benchmark::Tetrapeptide => "tetrapeptide",
     };
@@ -226,9 +229,10 @@ fn reproduce(
             | Benchmark::Funnel
             | Benchmark::Cox
             | Benchmark::CoxWhitened
+            | Benchmark::ManyWellFabJax
     );
     if seeds > 1 && !single_run {
-        bail!("--seeds is for gmm, gmm-v1, funnel, cox and cox-whitened");
+        bail!("--seeds is for gmm, gmm-v1, funnel, cox, cox-whitened and many-well-fab-jax");
     }
     let profile = if quick {
         format!("{name}-quick")
@@ -262,6 +266,7 @@ fn reproduce(
         | Benchmark::Funnel
         | Benchmark::Cox
         | Benchmark::CoxWhitened
+        | Benchmark::ManyWellFabJax
             if seeds > 1 =>
         {
             seeds_report(
@@ -280,7 +285,8 @@ fn reproduce(
         | Benchmark::GmmV1
         | Benchmark::Funnel
         | Benchmark::Cox
-        | Benchmark::CoxWhitened => {
+        | Benchmark::CoxWhitened
+        | Benchmark::ManyWellFabJax => {
             let run_dir = results.join("run");
             let r = train_and_eval(&root, &fab, &config, &run_dir, eval_samples, &[], &[])?;
             let report = serde_json::json!({
