@@ -30,8 +30,8 @@ enum Cmd {
         /// Short profile instead of the paper's settings (GMM ~6 min, Many Well ~35 min, alanine < 60 min on 2 cores).
         #[arg(long, conflicts_with = "medium")]
         quick: bool,
-        /// Alanine only: the quick flow trained for 8,000 iterations (configs/alanine-medium.ron,
-        /// ~2.1 h of training on 2 cores, estimated), against the paper profile's 20 ns ground truth.
+        /// Alanine only: the quick flow trained for 12,000 iterations with 2-step HMC
+        /// (configs/alanine-medium.ron, ~2 h of training on 2 cores, estimated), against the paper profile's 20 ns ground truth.
         #[arg(long)]
         medium: bool,
         /// Results directory (default `results/<benchmark>[-quick|-medium]`).
