@@ -1,7 +1,7 @@
 //! Project automation. `cargo xtask reproduce gmm [--quick]` runs the paper's GMM benchmark end to
 //! end: builds the `fab` binary, trains (resuming if a checkpoint exists), evaluates, and writes
-//! `results/<name>/` with results.json, results.md and the plots; `gmm-v1`, `funnel`, `cox` and `many-well-fab-jax` do the same
-//! for fab-jax's benchmarks. `many-well` compares FAB with the
+//! `results/<name>/` with results.json, results.md and the plots; `gmm-v1`, `funnel`, `cox` and
+//! `many-well-fab-jax` do the same for fab-jax's benchmarks. `many-well` compares FAB with the
 //! paper's baselines; `alanine` adds replica-exchange ground truth (cached) and its KL divergences,
 //! `tetrapeptide` the same for alanine tetrapeptide, per residue.
 
