@@ -63,14 +63,18 @@ impl Activation {
     }
 
     /// ∂z = ∂a ⊙ act'(z) in place on `g`, from the activations `a` (ReLU) or the slopes kept by
-    /// [`Activation::apply`] (GELU).
+    /// [`Activation::apply`] (GELU; a backward pass only runs when a tape recorded, and then
+    /// the slopes were kept).
     pub(crate) fn backward<E: Real>(self, g: &mut [E], a: &[E], slope: Option<&[E]>) {
-        match (self, slope) {
-            (Activation::Gelu, Some(s)) => g.iter_mut().zip(s).for_each(|(g, &s)| *g *= s),
-            _ => g
+        match self {
+            Activation::Relu => g
                 .iter_mut()
                 .zip(a)
                 .for_each(|(g, &a)| *g = if a > E::zero() { *g } else { E::zero() }),
+            Activation::Gelu => {
+                let s = slope.expect("GELU slopes are kept whenever a tape records");
+                g.iter_mut().zip(s).for_each(|(g, &s)| *g *= s)
+            }
         }
     }
 }

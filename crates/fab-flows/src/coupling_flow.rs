@@ -1,8 +1,8 @@
 //! Coupling flows on dfdx, in f64 or f32: a stack of coupling layers over a base distribution.
 //!
 //! Each layer keeps its conditioning coordinates h_c and transforms the others elementwise with
-//! parameters from an MLP of h_c (ReLU or GELU hidden layers, zero-initialised output heads, so every layer
-//! starts as the identity map). Two transforms:
+//! parameters from an MLP of h_c (ReLU or GELU hidden layers, zero-initialised output heads, so
+//! every layer starts as the identity map), optionally after an ActNorm layer. Two transforms:
 //! * affine (RealNVP, [`crate::realnvp`]): h_t ← h_t ⊙ s + t with log s = k·tanh(a/k), k = ln 10;
 //! * rational-quadratic splines ([`crate::spline`], [`crate::spline_flow`]): linear-tail splines on
 //!   ordinary coordinates and circular splines on angles, optionally followed by a fixed circular

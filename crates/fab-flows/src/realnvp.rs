@@ -2,7 +2,9 @@
 //! layers that alternate which half of the coordinates conditions (fab-jax's swap), a conditioner
 //! MLP with ReLU hidden layers of width dim × `hidden_units_per_dim` (fab-torch's
 //! `layer_nodes_per_dim`), zero-initialised heads (identity at start), and a Gaussian base with
-//! trainable location and log-scale (fab-torch's base), both starting at N(0, I).
+//! trainable location and log-scale (fab-torch's base), both starting at N(0, I). Options closer
+//! to fab-jax: GELU conditioners, ActNorm before every pair of couplings, and halves that roll by
+//! one coordinate every two layers.
 
 use serde::{Deserialize, Serialize};
 
