@@ -69,6 +69,11 @@ enum Command {
         /// Seed of the evaluation.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Evaluate N times with seeds seed, seed+1, … and report each metric's mean and
+        /// standard error (`<metric>_se` in eval.json): one evaluation of heavy-tailed weights
+        /// is noisy.
+        #[arg(long, default_value_t = 1)]
+        repeats: u64,
         /// Alanine dipeptide: a `fab md` output directory; adds φ/ψ/Ramachandran KL divergences,
         /// basin populations, ramachandran.png and phi.png.
         #[arg(long)]
@@ -172,12 +177,13 @@ fn main() -> ExitCode {
             checkpoint,
             n_samples,
             seed,
+            repeats,
             ground_truth,
         } => commands::eval(
             &run,
             checkpoint.as_ref(),
             n_samples,
-            seed,
+            seed..seed.saturating_add(repeats),
             ground_truth.as_deref(),
         )
         .map(|_| ()),

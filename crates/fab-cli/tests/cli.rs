@@ -171,6 +171,42 @@ fn train_writes_results_and_resume_reproduces_an_uninterrupted_run() {
     let eval: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("eval.json")).unwrap()).unwrap();
     assert!(eval["eval_ess_flow"].as_f64().unwrap() > 0.0);
+    // --repeats 3 --seed 5 reports the mean and standard error of the evaluations with seeds
+    // 5, 6 and 7, each as a single `--seed` evaluation gives it.
+    let read_eval = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(a.join("eval.json")).unwrap()).unwrap()
+    };
+    let single: Vec<f64> = (5..8)
+        .map(|seed| {
+            let s = seed.to_string();
+            let args = ["eval", "--run", a.to_str().unwrap(), "--n-samples", "100"];
+            let out = fab(&[&args[..], &["--seed", &s]].concat());
+            assert!(out.status.success(), "{}", stderr(&out));
+            read_eval()["eval_ess_flow"].as_f64().unwrap()
+        })
+        .collect();
+    let out = fab(&[
+        "eval",
+        "--run",
+        a.to_str().unwrap(),
+        "--n-samples",
+        "100",
+        "--seed",
+        "5",
+        "--repeats",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let repeated = read_eval();
+    assert_eq!(repeated["eval_seeds"], serde_json::json!([5, 6, 7]));
+    let mean = single.iter().sum::<f64>() / 3.0;
+    let se = (single.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 2.0 / 3.0).sqrt();
+    assert!((repeated["eval_ess_flow"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert!((repeated["eval_ess_flow_se"].as_f64().unwrap() - se).abs() < 1e-12);
+    assert!(
+        se > 0.0,
+        "different seeds give different evaluations: {single:?}"
+    );
     let csv = tmp.path().join("s.csv");
     let out = fab(&[
         "sample",
