@@ -176,26 +176,16 @@ fn train_writes_results_and_resume_reproduces_an_uninterrupted_run() {
     let read_eval = || -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(a.join("eval.json")).unwrap()).unwrap()
     };
+    let eval_args = ["eval", "--run", a.to_str().unwrap(), "--n-samples", "100"];
     let single: Vec<f64> = (5..8)
         .map(|seed| {
             let s = seed.to_string();
-            let args = ["eval", "--run", a.to_str().unwrap(), "--n-samples", "100"];
-            let out = fab(&[&args[..], &["--seed", &s]].concat());
+            let out = fab(&[&eval_args[..], &["--seed", &s]].concat());
             assert!(out.status.success(), "{}", stderr(&out));
             read_eval()["eval_ess_flow"].as_f64().unwrap()
         })
         .collect();
-    let out = fab(&[
-        "eval",
-        "--run",
-        a.to_str().unwrap(),
-        "--n-samples",
-        "100",
-        "--seed",
-        "5",
-        "--repeats",
-        "3",
-    ]);
+    let out = fab(&[&eval_args[..], &["--seed", "5", "--repeats", "3"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let repeated = read_eval();
     assert_eq!(repeated["eval_seeds"], serde_json::json!([5, 6, 7]));
