@@ -64,7 +64,8 @@ enum Benchmark {
     CoxWhitened,
     /// The 32-D Many Well, FAB against the paper's baselines.
     ManyWell,
-    /// The 32-D Many Well with fab-jax's flow, AIS and training recipe (FAB only; ~3.3 h).
+    /// The 32-D Many Well with fab-jax's flow, AIS and training recipe, but a fixed gradient clip
+    /// (FAB only; ~3.2 h on two cores).
     ManyWellFabJax,
     /// Alanine dipeptide in implicit solvent against replica-exchange MD ground truth.
     Alanine,

@@ -280,8 +280,8 @@ fn load_trained(
     Ok(parts)
 }
 
-/// `fab eval`: writes eval.json and samples.png into the run directory. With `repeats` > 1 the
-/// evaluation runs with seeds `seed`, `seed + 1`, … and eval.json holds every metric's mean over
+/// `fab eval`: writes eval.json and samples.png into the run directory. With more than one seed in
+/// `seeds` (`--seed S --repeats N` gives S..S+N) eval.json holds every metric's mean over
 /// them with its standard error (`<metric>_se`): heavy-tailed importance weights make a single
 /// evaluation's ESS and log Z error noisy (the funnel's flow log Z MAE ranged 0.008–0.019 over
 /// three evaluation seeds of one trained flow).
