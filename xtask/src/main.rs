@@ -302,12 +302,21 @@ fn reproduce(
                 "peak_rss_mib": run_peak_mib(&r),
             });
             write_report(&results, &report)?;
-            for png in ["samples.png", "curves.png"] {
+            for png in [
+                "samples.png",
+                "curves.png",
+                "ess_vs_time.png",
+                "log_z_mae_vs_time.png",
+            ] {
                 if run_dir.join(png).exists() {
                     std::fs::copy(run_dir.join(png), results.join(png))?;
                 }
             }
-            markdown(&report, &profile)
+            let mut md = markdown(&report, &profile);
+            if results.join("log_z_mae_vs_time.png").exists() {
+                md.push_str("\n![log Z MAE against training time](log_z_mae_vs_time.png)\n");
+            }
+            md
         }
         Benchmark::ManyWell => {
             let methods = if methods.is_empty() {

@@ -661,8 +661,28 @@ pub fn plot_curves(run: &Path) -> Result<()> {
         &series,
         "training wall time (min)",
         &format!("ESS / N ({source})"),
+        crate::plot::YAxis::Linear,
         &run.join("ess_vs_time.png"),
-    )
+    )?;
+    // Targets with a known log Z (GMM, funnel, Many Well): its error against wall time on a log
+    // axis, the curve to extrapolate when a run stops short of a published error.
+    let mae = |key: &str| -> Vec<(f64, f64)> {
+        evals
+            .iter()
+            .filter_map(|row| Some((minutes(row["wall_seconds"].as_f64()?), row[key].as_f64()?)))
+            .collect()
+    };
+    let (flow, ais) = (mae("log_z_mae_flow"), mae("log_z_mae_ais"));
+    if flow.len() >= 2 {
+        crate::plot::overlaid_curves(
+            &[("flow", flow), ("AIS", ais)],
+            "training wall time (min)",
+            "log Z MAE (evaluations)",
+            crate::plot::YAxis::Log10,
+            &run.join("log_z_mae_vs_time.png"),
+        )?;
+    }
+    Ok(())
 }
 
 /// The rows of an eval.jsonl (empty when the file does not exist); unreadable lines are skipped.

@@ -141,6 +141,7 @@ pub fn compare(
         &series,
         "training wall time (min)",
         &format!("flow ESS / N (training batches, means over {window} iterations)"),
+        crate::plot::YAxis::Linear,
         &out.join("compare.png"),
     )?;
     print!("{md}");

@@ -255,16 +255,43 @@ pub fn overlaid_densities(
     Ok(())
 }
 
-/// Curves overlaid in one panel with a legend on linear axes (ESS against wall time).
+/// How the y axis of [`overlaid_curves`] maps values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum YAxis {
+    /// Linear from 0 (or the smallest value, if negative): ESS and other fractions.
+    Linear,
+    /// Logarithmic (base 10), positive values only: errors that fall by orders of magnitude.
+    Log10,
+}
+
+/// Curves overlaid in one panel with a legend, x linear and y as `y_axis` says (ESS or log Z
+/// error against wall time).
 pub fn overlaid_curves(
     series: &[(&str, Vec<(f64, f64)>)],
     x_desc: &str,
     y_desc: &str,
+    y_axis: YAxis,
     path: &Path,
 ) -> Result<()> {
     register_font()?;
     let root = BitMapBackend::new(path, (720, 440)).into_drawing_area();
     root.fill(&WHITE)?;
+    // On the log axis the curves are drawn as log10 values on a linear axis whose labels show
+    // 10^v, which keeps one chart type for both axes.
+    let series: Vec<(&str, Vec<(f64, f64)>)> = match y_axis {
+        YAxis::Linear => series.to_vec(),
+        YAxis::Log10 => series
+            .iter()
+            .map(|(name, pts)| {
+                let logged = pts
+                    .iter()
+                    .filter(|p| p.1 > 0.0)
+                    .map(|&(x, y)| (x, y.log10()))
+                    .collect();
+                (*name, logged)
+            })
+            .collect(),
+    };
     let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
     let points: Vec<&(f64, f64)> = series
         .iter()
@@ -283,17 +310,28 @@ pub fn overlaid_curves(
     };
     let (x0, x1) = range(|p| p.0);
     let (y0, y1) = range(|p| p.1);
+    let y_range = match y_axis {
+        YAxis::Linear => y0.min(0.0)..y1.max(y0 + 1e-9) * 1.05,
+        YAxis::Log10 => {
+            let pad = 0.05 * (y1 - y0).max(0.2);
+            (y0 - pad)..(y1 + pad)
+        }
+    };
     let mut chart = ChartBuilder::on(&root)
         .margin(15)
         .x_label_area_size(35)
         .y_label_area_size(60)
-        .build_cartesian_2d(x0..x1.max(x0 + 1e-9), y0.min(0.0)..y1.max(y0 + 1e-9) * 1.05)?;
+        .build_cartesian_2d(x0..x1.max(x0 + 1e-9), y_range)?;
+    let y_label = |v: &f64| match y_axis {
+        YAxis::Linear => format!("{v:.2}"),
+        YAxis::Log10 => format!("{:.2e}", 10f64.powf(*v)),
+    };
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
-        .y_label_formatter(&|v| format!("{v:.2}"))
+        .y_label_formatter(&y_label)
         .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
     let colours = [BLACK, BLUE, RED, GREEN, MAGENTA];
@@ -309,7 +347,12 @@ pub fn overlaid_curves(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        // Away from where the curves usually are: rising ESS ends upper right, falling errors
+        // lower right.
+        .position(match y_axis {
+            YAxis::Linear => SeriesLabelPosition::LowerRight,
+            YAxis::Log10 => SeriesLabelPosition::UpperRight,
+        })
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;

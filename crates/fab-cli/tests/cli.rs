@@ -91,6 +91,27 @@ impl AnyShape for Checkpoint {
 }
 
 #[test]
+fn a_target_with_known_log_z_gets_its_error_plotted_against_time() {
+    // Two in-training evaluations on the GMM (log Z = 0) give two log Z errors and their plot;
+    // one evaluation gives no curve and no plot.
+    let tmp = tempfile::tempdir().unwrap();
+    for (n_evals, plotted) in [(2, true), (1, false)] {
+        let run = tmp.path().join(format!("run{n_evals}"));
+        let text = tiny_config(&run, 4, 2).replace("n_evals: 1", &format!("n_evals: {n_evals}"));
+        let cfg = write_config(tmp.path(), &format!("c{n_evals}.ron"), &text);
+        let out = fab(&["train", "--config", cfg.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let evals = std::fs::read_to_string(run.join("eval.jsonl")).unwrap();
+        let maes = evals
+            .lines()
+            .filter(|l| l.contains("\"log_z_mae_flow\""))
+            .count();
+        assert_eq!(maes, n_evals, "{evals}");
+        assert_eq!(run.join("log_z_mae_vs_time.png").exists(), plotted);
+    }
+}
+
+#[test]
 fn train_writes_results_and_resume_reproduces_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
