@@ -31,7 +31,7 @@ enum Cmd {
         #[arg(long, conflicts_with = "medium")]
         quick: bool,
         /// Alanine only: the quick flow trained for 12,000 iterations with 2-step HMC
-        /// (configs/alanine-medium.ron, ~2 h of training on 2 cores, estimated), against the paper profile's 20 ns ground truth.
+        /// (configs/alanine-medium.ron, ~75 min of training on 2 cores, ~1 h 40 min end to end with the MD), against the paper profile's 20 ns ground truth.
         #[arg(long)]
         medium: bool,
         /// Results directory (default `results/<benchmark>[-quick|-medium]`).
