@@ -31,7 +31,7 @@ enum Cmd {
         #[arg(long, conflicts_with = "medium")]
         quick: bool,
         /// Alanine only: the quick flow trained for 12,000 iterations with 2-step HMC
-        /// (configs/alanine-medium.ron, ~75 min of training on 2 cores, ~1 h 40 min end to end with the MD), against the paper profile's 20 ns ground truth.
+        /// (configs/alanine-medium.ron, ~75 min of training on 2 cores by `fab bench`; ~1 h 40 min end to end with the MD, estimated from the 16,000-iteration run's measured parts), against the paper profile's 20 ns ground truth.
         #[arg(long)]
         medium: bool,
         /// Results directory (default `results/<benchmark>[-quick|-medium]`).
@@ -313,7 +313,7 @@ fn reproduce(
                 }
             }
             let mut md = markdown(&report, &profile);
-            if results.join("log_z_mae_vs_time.png").exists() {
+            if run_dir.join("log_z_mae_vs_time.png").exists() {
                 md.push_str("\n![log Z MAE against training time](log_z_mae_vs_time.png)\n");
             }
             md
