@@ -49,6 +49,7 @@ pub mod tape;
 pub use activation::Activation;
 pub use config::FlowConfig;
 pub use coupling_flow::{CouplingFlow, Engine};
+pub use linear::Init;
 pub use real::{Precision, Real};
 pub use realnvp::RealNvpConfig;
 pub use spline_flow::{CircularShift, SharedAxisAngles, SplineFlowConfig};

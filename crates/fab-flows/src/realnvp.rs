@@ -12,7 +12,7 @@ use fab_core::{FabError, Result};
 
 use crate::activation::Activation;
 use crate::coupling_flow::{Coupling, CouplingFlow, Transform};
-use crate::linear::{hidden_stack, Linear};
+use crate::linear::{hidden_stack, Init, Linear};
 use crate::real::{Precision, Real};
 use crate::split::Split;
 
@@ -44,6 +44,10 @@ pub struct RealNvpConfig {
     /// A trainable elementwise affine layer (fab-jax's ActNorm, identity at start) before every
     /// pair of couplings, as fab-jax's flow "layer" = ActNorm + two couplings. Default false.
     pub act_norm: bool,
+    /// How the conditioners' hidden layers start: `Torch` (default; PyTorch's uniform weights and
+    /// biases, fresh per layer) or `FabJax` (LeCun-normal weights, zero biases, one pair of
+    /// couplings drawn and copied to every pair).
+    pub init: Init,
 }
 
 impl Default for RealNvpConfig {
@@ -58,6 +62,7 @@ impl Default for RealNvpConfig {
             activation: Activation::Relu,
             roll: false,
             act_norm: false,
+            init: Init::Torch,
         }
     }
 }
@@ -114,8 +119,14 @@ where
                 } else {
                     halves(dim, l)
                 };
-                let (hidden, n_in) =
-                    hidden_stack(&dev, cond.len(), width, config.hidden_layers, &mut rng);
+                let (hidden, n_in) = hidden_stack(
+                    &dev,
+                    cond.len(),
+                    width,
+                    config.hidden_layers,
+                    config.init,
+                    &mut rng,
+                );
                 Coupling {
                     split: Split::new(&dev, dim, &cond, &trans),
                     hidden,
@@ -129,6 +140,13 @@ where
                 }
             })
             .collect();
+        if config.init == Init::FabJax {
+            // Every later pair starts as a copy of the first pair (fresh tensors, own gradients).
+            for l in 2..layers.len() {
+                let first = layers[l % 2].hidden.iter().map(Linear::deep_copy).collect();
+                layers[l].hidden = first;
+            }
+        }
         use dfdx::prelude::TensorFromVec;
         let zeros = || dev.tensor_from_vec(vec![E::zero(); dim], (dim,));
         if config.act_norm {
@@ -178,5 +196,69 @@ mod tests {
             let (cond, trans) = halves(dim, l);
             !(cond.contains(&0) && trans.contains(&1))
         }));
+    }
+
+    /// The named parameter blocks of a flow with their values.
+    fn blocks(flow: &CouplingFlow<f64>) -> Vec<(String, Vec<f64>)> {
+        use fab_core::Flow;
+        let params = flow.params();
+        let mut at = 0;
+        flow.param_layout()
+            .into_iter()
+            .map(|(name, shape)| {
+                let len: usize = shape.iter().product();
+                at += len;
+                (name, params[at - len..at].to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fab_jax_init_copies_the_first_pair_into_independent_parameters() {
+        use fab_core::Flow;
+        let config = RealNvpConfig {
+            n_layers: 6,
+            hidden_units: Some(16),
+            init: Init::FabJax,
+            ..Default::default()
+        };
+        let mut flow = CouplingFlow::<f64>::real_nvp(5, &config).expect("flow");
+        let value = |flow: &CouplingFlow<f64>, name: &str| {
+            blocks(flow)
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v)
+                .expect(name)
+        };
+        // Layers 0 and 1 differ (their inputs differ: 2 and 3 coordinates for dim 5); every later
+        // pair repeats them; biases start at zero.
+        for l in 2..6 {
+            for j in 0..2 {
+                let (a, b) = (
+                    format!("layer{l}.hidden{j}.w"),
+                    format!("layer{}.hidden{j}.w", l % 2),
+                );
+                assert_eq!(value(&flow, &a), value(&flow, &b), "{a}");
+            }
+        }
+        assert_ne!(
+            value(&flow, "layer0.hidden0.w").len(),
+            value(&flow, "layer1.hidden0.w").len()
+        );
+        assert!(value(&flow, "layer3.hidden1.b").iter().all(|&b| b == 0.0));
+        // Changing layer 0 leaves its copies alone: they are parameters of their own.
+        let mut params = flow.params();
+        let mut at = 0;
+        for (name, shape) in flow.param_layout() {
+            let len: usize = shape.iter().product();
+            if name == "layer0.hidden0.w" {
+                params[at..at + len].iter_mut().for_each(|p| *p += 1.0);
+            }
+            at += len;
+        }
+        let before = value(&flow, "layer2.hidden0.w");
+        flow.set_params(&params).expect("set");
+        assert_eq!(value(&flow, "layer2.hidden0.w"), before);
+        assert_ne!(value(&flow, "layer0.hidden0.w"), before);
     }
 }

@@ -16,7 +16,7 @@ use fab_core::{FabError, Result};
 
 use crate::activation::Activation;
 use crate::coupling_flow::{Coupling, CouplingFlow, SplinePart, Transform};
-use crate::linear::{hidden_stack, Linear};
+use crate::linear::{hidden_stack, Init, Linear};
 use crate::real::{Precision, Real};
 use crate::realnvp::halves;
 use crate::relative_angles::RelativeAngles;
@@ -183,6 +183,7 @@ where
                     cond.len(),
                     config.hidden_units,
                     config.hidden_layers,
+                    Init::Torch,
                     &mut rng,
                 );
                 let mut parts = Vec::new();

@@ -134,8 +134,10 @@ fn determinant(mut a: [[f64; DIM]; DIM]) -> f64 {
         det *= a[c][c];
         for r in c + 1..DIM {
             let f = a[r][c] / a[c][c];
-            for k in c..DIM {
-                a[r][k] -= f * a[c][k];
+            // Row r −= f · row c (c < r, so the pivot row sits in the upper part).
+            let (upper, lower) = a.split_at_mut(r);
+            for (x, &y) in lower[0][c..].iter_mut().zip(&upper[c][c..]) {
+                *x -= f * y;
             }
         }
     }
