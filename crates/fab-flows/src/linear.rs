@@ -9,6 +9,9 @@ use fab_core::FabRng;
 
 use crate::real::{host, Real, M, V};
 
+/// Standard deviation of N(0, 1) truncated to [−2, 2] (flax's correction constant).
+const TRUNCATED_STD: f64 = 0.879_625_661_034_239_8;
+
 /// Dense layer with weight (in, out) and bias (out,) in float type `E`.
 #[derive(Debug, Clone)]
 pub struct Linear<E: Real = f64> {
@@ -41,8 +44,6 @@ where
     /// flax's default initialisation (fab-jax's conditioners): weights LeCun-normal, i.e. a
     /// normal truncated at ±2 standard deviations and rescaled to variance 1/in, biases zero.
     pub fn lecun_normal(dev: &Cpu, n_in: usize, n_out: usize, rng: &mut FabRng) -> Self {
-        // Standard deviation of N(0, 1) truncated to [−2, 2] (flax's correction constant).
-        const TRUNCATED_STD: f64 = 0.879_625_661_034_239_8;
         let scale = 1.0 / ((n_in as f64).sqrt() * TRUNCATED_STD);
         let w = (0..n_in * n_out)
             .map(|_| loop {
@@ -142,7 +143,7 @@ mod tests {
             "n_in · var = {}",
             var * n_in as f64
         );
-        let bound = 2.0 / (0.879_625_661_034_239_8 * (n_in as f64).sqrt());
+        let bound = 2.0 / (TRUNCATED_STD * (n_in as f64).sqrt());
         assert!(w.iter().all(|v| v.abs() < bound));
         assert!(host(&layer.b).iter().all(|&b| b == 0.0));
     }

@@ -247,15 +247,15 @@ mod tests {
         );
         assert!(value(&flow, "layer3.hidden1.b").iter().all(|&b| b == 0.0));
         // Changing layer 0 leaves its copies alone: they are parameters of their own.
-        let mut params = flow.params();
-        let mut at = 0;
-        for (name, shape) in flow.param_layout() {
-            let len: usize = shape.iter().product();
-            if name == "layer0.hidden0.w" {
-                params[at..at + len].iter_mut().for_each(|p| *p += 1.0);
-            }
-            at += len;
-        }
+        let params: Vec<f64> = blocks(&flow)
+            .into_iter()
+            .flat_map(|(name, mut v)| {
+                if name == "layer0.hidden0.w" {
+                    v.iter_mut().for_each(|p| *p += 1.0);
+                }
+                v
+            })
+            .collect();
         let before = value(&flow, "layer2.hidden0.w");
         flow.set_params(&params).expect("set");
         assert_eq!(value(&flow, "layer2.hidden0.w"), before);
