@@ -100,7 +100,8 @@ mod tests {
     #[test]
     fn each_out_of_range_setting_is_named() {
         assert!(AisConfig::default().validate().is_ok());
-        let cases: [(&str, fn(&mut AisConfig)); 6] = [
+        type Case = (&'static str, fn(&mut AisConfig));
+        let cases: [Case; 6] = [
             ("ais.init_step_size", |c| c.init_step_size = f64::NAN),
             ("ais.kernel.n_steps", |c| {
                 c.kernel = KernelConfig::Metropolis { n_steps: 0 }

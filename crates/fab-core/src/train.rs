@@ -930,7 +930,8 @@ mod tests {
         }
         let msg = c.validate().unwrap_err().to_string();
         assert!(msg.contains("dynamic_clip.skip_factor"), "{msg}");
-        let cases: [(&str, fn(&mut TrainConfig)); 4] = [
+        type Case = (&'static str, fn(&mut TrainConfig));
+        let cases: [Case; 4] = [
             ("buffer.w_adjust_clip", |c| {
                 c.buffer.w_adjust_clip = Some(-1.0)
             }),

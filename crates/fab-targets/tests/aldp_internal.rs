@@ -84,9 +84,10 @@ fn transform_matches_boltzgen_on_all_reference_conformations() {
     for r in &refs {
         let mut z = vec![0.0; 60];
         let ld = ic.to_internal(&r.x_openmm, &mut z);
-        for k in 0..60 {
+        assert_eq!(r.z.len(), 60, "{}", r.label);
+        for (k, (&zk, &rk)) in z.iter().zip(&r.z).enumerate() {
             // Circular coordinates may land on either side of ±π.
-            let diff = z[k] - r.z[k];
+            let diff = zk - rk;
             let diff = if ic.circular_indices().contains(&k) {
                 wrap_angle(diff)
             } else {
@@ -96,8 +97,8 @@ fn transform_matches_boltzgen_on_all_reference_conformations() {
                 diff.abs() < 1e-9,
                 "{} z[{k}]: {} vs boltzgen {}",
                 r.label,
-                z[k],
-                r.z[k]
+                zk,
+                rk
             );
         }
         assert!(
@@ -114,14 +115,15 @@ fn transform_matches_boltzgen_on_all_reference_conformations() {
             "{}: log det z→x",
             r.label
         );
-        for a in 0..22 {
+        assert_eq!(r.x_reconstructed.len(), 22, "{}", r.label);
+        for (a, (xa, want)) in x.iter().zip(&r.x_reconstructed).enumerate() {
             for d in 0..3 {
                 assert!(
-                    (x[a][d] - r.x_reconstructed[a][d]).abs() < 1e-11,
+                    (xa[d] - want[d]).abs() < 1e-11,
                     "{} atom {a}: reconstruction {:?} vs {:?}",
                     r.label,
-                    x[a],
-                    r.x_reconstructed[a]
+                    xa,
+                    want
                 );
             }
         }
@@ -164,13 +166,14 @@ fn log_prob_and_gradient_match_boltzgen_with_openmm_forces() {
             r.log_prob
         );
         let scale = r.grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
-        for k in 0..60 {
+        assert_eq!(r.grad.len(), 60, "{}", r.label);
+        for (k, (&gk, &rk)) in grad.iter().zip(&r.grad).enumerate() {
             assert!(
-                (grad[k] - r.grad[k]).abs() < 1e-6 * scale,
+                (gk - rk).abs() < 1e-6 * scale,
                 "{}: ∂log p/∂z[{k}] {} vs boltzgen {} (largest {scale})",
                 r.label,
-                grad[k],
-                r.grad[k]
+                gk,
+                rk
             );
         }
     }
@@ -209,8 +212,8 @@ fn round_trips_are_exact_and_log_dets_are_opposite() {
         let mut z = vec![0.0; 60];
         let ld = ic.to_internal(&x, &mut z);
         assert!((ld + ld_inv).abs() < 1e-10, "{}", r.label);
-        for k in 0..60 {
-            assert!((z[k] - r.z[k]).abs() < 1e-10, "{} z[{k}]", r.label);
+        for (k, (&zk, &rk)) in z.iter().zip(&r.z).enumerate() {
+            assert!((zk - rk).abs() < 1e-10, "{} z[{k}]", r.label);
         }
     }
 }
@@ -307,8 +310,8 @@ fn invalid_rows_in_a_batch_leave_their_lane_neighbours_alone() {
     let target = InternalBoltzmann::alanine_dipeptide(300.0);
     let refs = references();
     let mut z = Array2::zeros((5, 60).f());
-    for i in 0..5 {
-        z.row_mut(i).assign(&Array1::from(refs[i].z.clone()));
+    for (i, r) in refs.iter().take(5).enumerate() {
+        z.row_mut(i).assign(&Array1::from(r.z.clone()));
     }
     // Row 1: the first Z-matrix bond at mean − 1000 std (< 0 nm): ln b in log|det| is NaN.
     z[[1, 3]] = -1000.0;
