@@ -32,8 +32,8 @@ enum Cmd {
         quick: bool,
         /// Alanine: the quick flow trained for 12,000 iterations with 2-step HMC
         /// (configs/alanine-medium.ron, ~75 min of training on 2 cores by `fab bench`; ~1 h 40 min end to end with the MD, estimated from the 16,000-iteration run's measured parts), against the paper profile's 20 ns ground truth.
-        /// many-well-fab-jax: fab-jax's settings over 6,000 instead of 10,000 iterations
-        /// (configs/many-well-fab-jax-medium.ron, 1 h 46 min of training measured on 2 cores).
+        /// many-well-fab-jax: fab-jax's settings over 9,000 instead of 10,000 iterations
+        /// (configs/many-well-fab-jax-medium.ron, 2.6-2.8 h of training on 2 cores from measured per-iteration cost).
         #[arg(long)]
         medium: bool,
         /// Results directory (default `results/<benchmark>[-quick|-medium]`).
@@ -67,7 +67,7 @@ enum Benchmark {
     /// The 32-D Many Well, FAB against the paper's baselines.
     ManyWell,
     /// The 32-D Many Well with fab-jax's flow, AIS and training recipe, but a fixed gradient clip
-    /// (FAB only; ~3.2 h on two cores, `--medium` 6,000 iterations in 1 h 46 min).
+    /// (FAB only; ~3.2 h on two cores, `--medium` 9,000 iterations in 2.6-2.8 h).
     ManyWellFabJax,
     /// Alanine dipeptide in implicit solvent against replica-exchange MD ground truth.
     Alanine,
