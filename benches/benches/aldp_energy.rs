@@ -9,8 +9,8 @@ use ndarray::Array2;
 use rand::Rng;
 
 use fab_core::{rng::seeded, LogDensity};
-use fab_targets::aldp::crd::parse_crd;
-use fab_targets::aldp::{
+use fab_targets::molecule::formats::crd::parse_crd;
+use fab_targets::molecule::{
     CartesianBoltzmann, ForceField, InternalBoltzmann, Peptide, ALANINE_DIPEPTIDE_CRD,
 };
 

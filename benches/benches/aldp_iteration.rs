@@ -18,7 +18,7 @@ use fab_core::train::{BufferConfig, Iterations, LossKind, TrainConfig, Trainer};
 use fab_core::{rng::seeded, Flow, LogDensity};
 use fab_flows::spline::SplineConfig;
 use fab_flows::{CircularShift, FlowConfig, Precision, SplineFlowConfig};
-use fab_targets::aldp::{ChiralityFilter, InternalBoltzmann};
+use fab_targets::molecule::{ChiralityFilter, InternalBoltzmann};
 
 const BATCH: usize = 256;
 

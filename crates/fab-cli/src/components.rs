@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use fab_ais::Ais;
 use fab_core::checkpoint::Checkpoint;
@@ -157,4 +157,22 @@ mod tests {
         let gmm = with_rule("GmmV1", "All", "").unwrap_err().to_string();
         assert!(gmm.contains("not a molecule"), "{gmm}");
     }
+}
+
+/// The components of a trained run with its checkpoint (or `checkpoint`) loaded.
+pub fn load_trained(
+    run: &Path,
+    config: &RunConfig,
+    checkpoint: Option<&PathBuf>,
+) -> Result<Components> {
+    let mut parts = Components::build(config)?;
+    let path = checkpoint_path(run, checkpoint);
+    if !path.exists() {
+        bail!(
+            "checkpoint {} not found (train first, or pass --checkpoint)",
+            path.display()
+        );
+    }
+    parts.load_checkpoint(&path, config)?;
+    Ok(parts)
 }

@@ -325,7 +325,7 @@ mod tests {
             let TargetConfig::Peptide(p) = &config.target else {
                 panic!("{file}: not a Peptide target: {:?}", config.target)
             };
-            let peptide = fab_targets::aldp::Peptide::from_files(
+            let peptide = fab_targets::molecule::Peptide::from_files(
                 &root.join(&p.prmtop),
                 &root.join(&p.coordinates),
             )

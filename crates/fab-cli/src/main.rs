@@ -11,16 +11,18 @@
 //! fab md    --config configs/alanine.ron        # replica-exchange ground truth for alanine dipeptide
 //! ```
 
-mod aldp_eval;
+mod charts;
 mod commands;
-mod compare;
 mod components;
 mod config;
-mod md;
+mod interrupted;
 mod metrics_csv;
+mod molecule_eval;
 mod observer;
-mod plot;
+mod peak_memory;
+mod pool;
 mod run_dir;
+mod sample_files;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -171,7 +173,7 @@ fn main() -> ExitCode {
             out,
             loss,
             seed,
-        } => commands::train(&config, resume, out, loss.as_deref(), seed),
+        } => commands::train::train(&config, resume, out, loss.as_deref(), seed),
         Command::Eval {
             run,
             checkpoint,
@@ -179,7 +181,7 @@ fn main() -> ExitCode {
             seed,
             repeats,
             ground_truth,
-        } => commands::eval(
+        } => commands::eval::eval(
             &run,
             checkpoint.as_ref(),
             n_samples,
@@ -194,30 +196,30 @@ fn main() -> ExitCode {
             out,
             ais,
             seed,
-        } => commands::sample(&run, checkpoint.as_ref(), n, &out, ais, seed),
+        } => commands::sample::sample(&run, checkpoint.as_ref(), n, &out, ais, seed),
         Command::Bench {
             config,
             iterations,
             warmup,
             threads,
-        } => commands::bench(&config, iterations, warmup, threads),
-        Command::Plot { run } => commands::plot_curves(&run),
+        } => commands::bench::bench(&config, iterations, warmup, threads),
+        Command::Plot { run } => commands::plot::plot_curves(&run),
         Command::Compare {
             runs,
             at,
             window,
             out,
-        } => compare::compare(&runs, at, window, &out),
+        } => commands::compare::compare(&runs, at, window, &out),
         Command::Md {
             config,
             out,
             length_ps,
             reuse,
-        } => md::md(&config, out, length_ps, reuse),
+        } => commands::md::md(&config, out, length_ps, reuse),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.is::<commands::Interrupted>() => {
+        Err(e) if e.is::<interrupted::Interrupted>() => {
             eprintln!("{e}");
             ExitCode::from(130)
         }

@@ -151,7 +151,7 @@ impl<'a> CliObserver<'a> {
                 ("flow samples", ev.flow_x.view()),
                 ("AIS samples (target p)", ev.ais_x.view()),
             ];
-            if let Err(e) = crate::plot::samples_over_target(
+            if let Err(e) = crate::charts::samples_over_target(
                 self.target,
                 &panels,
                 &dir.join(format!("samples_{iteration:07}.png")),

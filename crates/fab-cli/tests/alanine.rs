@@ -78,9 +78,11 @@ fn assert_three_pdb_models(dir: &Path, run: &str, atoms: usize) {
     assert_eq!(names.lines().collect::<Vec<_>>(), header);
     // As DCD: the CSV's atom positions (f32 in Å), frame by frame, and its weights.
     sample("s.dcd");
-    let traj =
-        fab_targets::aldp::dcd::read_dcd(&std::fs::read(dir.join("s.dcd")).unwrap(), "s.dcd")
-            .unwrap();
+    let traj = fab_targets::molecule::formats::dcd::read_dcd(
+        &std::fs::read(dir.join("s.dcd")).unwrap(),
+        "s.dcd",
+    )
+    .unwrap();
     assert_eq!(traj.dim(), (3, 3 * atoms));
     let x0 = header.iter().position(|c| *c == "atom0_x").unwrap();
     for (i, row) in csv.iter().enumerate() {
@@ -166,7 +168,7 @@ fn md_train_eval_and_pdb_end_to_end() {
     // The DCD trajectory holds the frames of frames_x.npy (f32 in Å).
     let x: ndarray::Array2<f64> = ndarray_npy::read_npy(gt.join("frames_x.npy")).unwrap();
     let dcd = std::fs::read(gt.join("frames.dcd")).unwrap();
-    let traj = fab_targets::aldp::dcd::read_dcd(&dcd, "frames.dcd").unwrap();
+    let traj = fab_targets::molecule::formats::dcd::read_dcd(&dcd, "frames.dcd").unwrap();
     assert_eq!(traj.dim(), x.dim());
     assert!((&traj - &x).iter().all(|d| d.abs() < 1e-5));
     let summary: serde_json::Value =

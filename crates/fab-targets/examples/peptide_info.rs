@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use fab_targets::aldp::Peptide;
+use fab_targets::molecule::Peptide;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::replica_exchange::ReplicaExchangeConfig;
+use crate::molecule::md::replica_exchange::ReplicaExchangeConfig;
 
 /// Which target to train on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub enum TargetConfig {
     /// Many Well in an even dimension (32 in the paper: 16 double wells, 2^16 modes).
     ManyWell { dim: usize },
     /// Alanine dipeptide in OBC1 implicit solvent, in FAB's 60 internal coordinates.
-    AlanineDipeptide(AldpConfig),
+    AlanineDipeptide(MoleculeSettings),
     /// Any molecule from an Amber prmtop and a structure, in OBC1 implicit solvent, in internal
     /// coordinates derived from its bond graph (3N − 6 of them).
     Peptide(PeptideConfig),
@@ -57,9 +57,9 @@ fn default_true() -> bool {
 }
 
 impl PeptideConfig {
-    /// Checks the settings (as [`AldpConfig::validate`]); the message names the field.
+    /// Checks the settings (as [`MoleculeSettings::validate`]); the message names the field.
     pub fn validate(&self) -> Result<(), String> {
-        AldpConfig {
+        MoleculeSettings {
             temperature: self.temperature,
             chirality_filter: self.chirality_filter,
             ground_truth: self.ground_truth.clone(),
@@ -68,10 +68,11 @@ impl PeptideConfig {
     }
 }
 
-/// Settings of the alanine-dipeptide target and of its ground-truth molecular dynamics.
+/// Settings shared by every molecule target (temperature, training filter) and its ground-truth
+/// molecular dynamics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AldpConfig {
+pub struct MoleculeSettings {
     /// Temperature (K); kT = R·T with R = 8.314e-3 kJ/mol/K (fab-torch's value).
     pub temperature: f64,
     /// Keep only L-alanine in training batches (FAB's `filter_chirality: train`).
@@ -81,7 +82,7 @@ pub struct AldpConfig {
     pub ground_truth: ReplicaExchangeConfig,
 }
 
-impl Default for AldpConfig {
+impl Default for MoleculeSettings {
     /// 300 K, chirality filter on, the default replica-exchange run (8 replicas 300–650 K, 20 ns).
     fn default() -> Self {
         Self {
@@ -92,7 +93,7 @@ impl Default for AldpConfig {
     }
 }
 
-impl AldpConfig {
+impl MoleculeSettings {
     /// Checks the settings; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.temperature.is_finite() && self.temperature > 0.0) {

@@ -13,17 +13,14 @@ pub struct ReadmeDoctests;
 /// The ndarray version this crate's batch APIs take and return (so callers need not match it).
 pub use ndarray;
 
-pub mod aldp;
 pub mod config;
 pub mod cox;
 pub mod funnel;
 pub mod gmm;
-pub mod langevin;
 pub mod many_well;
 pub mod molecule;
-pub mod replica_exchange;
 
-pub use config::{AldpConfig, PeptideConfig, TargetConfig};
+pub use config::{MoleculeSettings, PeptideConfig, TargetConfig};
 pub use cox::CoxProcess;
 pub use funnel::Funnel;
 pub use gmm::Gmm;
@@ -50,6 +47,8 @@ pub fn build(config: &TargetConfig) -> fab_core::Result<Box<dyn fab_core::Target
 
 /// The molecule target of `config` as its concrete type (for evaluation against MD and for
 /// the φ/ψ of samples); `None` for targets that are not molecules.
-pub fn build_molecule(config: &TargetConfig) -> fab_core::Result<Option<aldp::InternalBoltzmann>> {
+pub fn build_molecule(
+    config: &TargetConfig,
+) -> fab_core::Result<Option<molecule::InternalBoltzmann>> {
     Ok(Molecule::from_config(config)?.map(|m| m.target))
 }

@@ -4,10 +4,10 @@
 
 mod common;
 
-use fab_targets::aldp::bonded::BondedTerms;
-use fab_targets::aldp::gb_obc::GbObc;
-use fab_targets::aldp::nonbonded::Nonbonded;
-use fab_targets::aldp::{Prmtop, ALANINE_DIPEPTIDE_PRMTOP};
+use fab_targets::molecule::forcefield::bonded::BondedTerms;
+use fab_targets::molecule::forcefield::gb_obc::GbObc;
+use fab_targets::molecule::forcefield::nonbonded::Nonbonded;
+use fab_targets::molecule::{Prmtop, ALANINE_DIPEPTIDE_PRMTOP};
 
 fn conformations() -> Vec<(String, Vec<[f64; 3]>, serde_json::Value)> {
     common::conformations(include_str!("data/openmm-reference-energies.json"))
@@ -181,7 +181,7 @@ fn obc1_gradients_match_finite_differences() {
 
 #[test]
 fn total_energy_and_forces_match_openmm_for_all_32_conformations() {
-    let ff = fab_targets::aldp::ForceField::alanine_dipeptide();
+    let ff = fab_targets::molecule::ForceField::alanine_dipeptide();
     for (label, x, reference) in conformations() {
         let mut g = vec![[0.0; 3]; 22];
         let e = ff.energy_and_grad(&x, &mut g).unwrap().total();
@@ -215,7 +215,7 @@ fn total_energy_and_forces_match_openmm_for_all_32_conformations() {
 /// a partly filled vector, and so match OpenMM as well.
 #[test]
 fn simd_lanes_match_the_scalar_force_field_and_openmm() {
-    let ff = fab_targets::aldp::ForceField::alanine_dipeptide();
+    let ff = fab_targets::molecule::ForceField::alanine_dipeptide();
     let confs = conformations();
     let mut start = 0;
     // One workspace for every call, as a thread keeps it: buffers must not leak between calls.
@@ -259,7 +259,7 @@ fn simd_lanes_match_the_scalar_force_field_and_openmm() {
 #[test]
 fn cartesian_density_batches_match_the_scalar_force_field() {
     use fab_core::LogDensity;
-    use fab_targets::aldp::CartesianBoltzmann;
+    use fab_targets::molecule::CartesianBoltzmann;
     use ndarray::{s, Array2, ShapeBuilder};
 
     let target = CartesianBoltzmann::alanine_dipeptide(300.0);
@@ -294,7 +294,7 @@ fn cartesian_density_batches_match_the_scalar_force_field() {
 /// wrong atom counts, too many conformations for a SIMD call and NaN coordinates are errors.
 #[test]
 fn batch_energies_and_forces_of_any_size_match_openmm_and_bad_input_is_an_error() {
-    use fab_targets::aldp::{ForceField, ForceFieldError};
+    use fab_targets::molecule::{ForceField, ForceFieldError};
     use ndarray::Array2;
 
     let ff = ForceField::alanine_dipeptide();

@@ -10,9 +10,9 @@ use ndarray::{Array1, Array2};
 use serde_json::Value;
 
 use fab_core::LogDensity;
-use fab_targets::aldp::internal_coordinates::wrap_angle;
-use fab_targets::aldp::ramachandran::phi_psi;
-use fab_targets::aldp::{ChiralityFilter, InternalBoltzmann, InternalCoordinates};
+use fab_targets::molecule::coordinates::internal::wrap_angle;
+use fab_targets::molecule::coordinates::ramachandran::phi_psi;
+use fab_targets::molecule::{ChiralityFilter, InternalBoltzmann, InternalCoordinates};
 
 struct Reference {
     label: String,
@@ -347,7 +347,7 @@ fn assert_row_is_pointwise(
 /// dipeptide, including the D one, through z as the training filter sees it.
 #[test]
 fn the_generic_stereo_filter_agrees_with_fabs_chirality_filter() {
-    use fab_targets::aldp::{BondGraph, Prmtop, StereoFilter, ALANINE_DIPEPTIDE_PRMTOP};
+    use fab_targets::molecule::{BondGraph, Prmtop, StereoFilter, ALANINE_DIPEPTIDE_PRMTOP};
     let top = Prmtop::parse(ALANINE_DIPEPTIDE_PRMTOP, "alanine-dipeptide.prmtop").unwrap();
     let ic = InternalCoordinates::alanine_dipeptide();
     // The reference handedness from the transform's mean structure (z = 0).

@@ -1,12 +1,12 @@
-//! Evaluation against MD frames (`aldp::evaluation::compare_with_md`): samples identical to the
+//! Evaluation against MD frames (`molecule::evaluation::compare_with_md`): samples identical to the
 //! frames give zero KL divergences and the frames' own populations; shifting one internal
 //! coordinate shows up in that coordinate's marginal only; importance weights move the
 //! reweighted populations; per-residue names for the tetrapeptide; bad shapes are errors.
 
 use fab_core::rng::seeded;
-use fab_targets::aldp::evaluation::{compare_with_md, MdFrames, ModelSamples};
-use fab_targets::aldp::internal_coordinates::CoordinateKind;
-use fab_targets::aldp::{InternalBoltzmann, Peptide};
+use fab_targets::molecule::coordinates::internal::CoordinateKind;
+use fab_targets::molecule::evaluation::{compare_with_md, MdFrames, ModelSamples};
+use fab_targets::molecule::{InternalBoltzmann, Peptide};
 use ndarray::{Array1, Array2};
 use rand::Rng;
 

@@ -7,10 +7,10 @@
 mod common;
 
 use common::triples;
-use fab_targets::aldp::bonded::BondedTerms;
-use fab_targets::aldp::gb_obc::GbObc;
-use fab_targets::aldp::nonbonded::Nonbonded;
-use fab_targets::aldp::{ForceField, Prmtop, ALANINE_TETRAPEPTIDE_PRMTOP};
+use fab_targets::molecule::forcefield::bonded::BondedTerms;
+use fab_targets::molecule::forcefield::gb_obc::GbObc;
+use fab_targets::molecule::forcefield::nonbonded::Nonbonded;
+use fab_targets::molecule::{ForceField, Prmtop, ALANINE_TETRAPEPTIDE_PRMTOP};
 
 const N_ATOMS: usize = 42;
 

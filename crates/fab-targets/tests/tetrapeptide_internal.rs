@@ -4,9 +4,9 @@
 //! stereocentre filter against the handedness of each Cα computed directly.
 
 use common::log_abs_det;
-use fab_targets::aldp::internal_coordinates::DefaultStd;
-use fab_targets::aldp::vec3::{cross, dot, sub, Vec3};
-use fab_targets::aldp::{
+use fab_targets::molecule::coordinates::internal::DefaultStd;
+use fab_targets::molecule::numeric::vec3::{cross, dot, sub, Vec3};
+use fab_targets::molecule::{
     BondGraph, ForceField, InternalBoltzmann, InternalCoordinates, Prmtop, StereoFilter, ZMatrix,
     ALANINE_TETRAPEPTIDE_PRMTOP,
 };

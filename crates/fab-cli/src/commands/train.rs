@@ -1,0 +1,160 @@
+//! `fab train`: trains a flow with FAB from a RON config into a run directory, resuming from
+//! its checkpoint when asked.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use fab_core::checkpoint::Checkpoint;
+use fab_core::AnnealedSampler;
+
+use crate::commands::plot::plot_curves;
+use crate::components::{Components, CHECKPOINT_FILE, CONFIG_FILE};
+use crate::config::RunConfig;
+use crate::interrupted::Interrupted;
+use crate::observer::CliObserver;
+use crate::peak_memory::peak_rss_mib;
+use crate::pool::in_pool;
+
+/// `fab train`.
+pub fn train(
+    config_path: &Path,
+    resume: bool,
+    out: Option<PathBuf>,
+    loss: Option<&str>,
+    seed: Option<u64>,
+) -> Result<()> {
+    let mut config = RunConfig::load(config_path)?;
+    if let Some(out) = out {
+        config.output.dir = out;
+    }
+    if let Some(seed) = seed {
+        config.training.seed = seed;
+        config.flow.set_init_seed(seed);
+    }
+    if let Some(loss) = loss {
+        config.training.loss = ron::from_str(loss).map_err(|e| {
+            anyhow::anyhow!("--loss {loss}: {}; expected FabBuffer, FabNoBuffer, ReverseKl, Alpha2Nis or ForwardKl", e.code)
+        })?;
+        config.training.validate().context("--loss")?;
+    }
+    in_pool(config.threads, || {
+        train_in_pool(config_path, config, resume)
+    })
+}
+
+/// `fab train` once the config is loaded, on the run's thread pool.
+fn train_in_pool(config_path: &Path, config: RunConfig, resume: bool) -> Result<()> {
+    let run_dir = config.output.dir.clone();
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+    // Held until training ends: a second `fab train` on this directory is refused.
+    let _lock = crate::run_dir::lock(&run_dir)?;
+    fab_core::checkpoint::remove_partial_files(&run_dir)?;
+    let ck_path = run_dir.join(CHECKPOINT_FILE);
+
+    let mut parts = Components::build(&config)?;
+    let mut trainer = parts
+        .trainer(&config)
+        .with_context(|| format!("invalid config {}", config_path.display()))?;
+    if config.output.n_evals > 0 {
+        // Refused now rather than at the first evaluation, hours into the run.
+        config.eval.check_memory(parts.target.dim())?;
+    }
+    if resume {
+        if !ck_path.exists() {
+            bail!("--resume: no checkpoint at {}", ck_path.display());
+        }
+        let ck = Checkpoint::read(&ck_path)?;
+        config
+            .check_matches_checkpoint(&ck)
+            .with_context(|| format!("--resume with config {}", config_path.display()))?;
+        trainer
+            .restore(&mut *parts.flow, &mut parts.ais, &ck)
+            .with_context(|| {
+                format!(
+                    "cannot resume from {} with config {}",
+                    ck_path.display(),
+                    config_path.display()
+                )
+            })?;
+        crate::run_dir::cut_logs(&run_dir, trainer.iteration)?;
+        eprintln!(
+            "resuming {} at iteration {}",
+            run_dir.display(),
+            trainer.iteration
+        );
+    } else if ck_path.exists() {
+        bail!(
+            "{} already holds a checkpoint; pass --resume to continue it, or set another output.dir (or --out)",
+            run_dir.display()
+        );
+    }
+    std::fs::write(run_dir.join(CONFIG_FILE), config.to_ron()?)
+        .with_context(|| format!("cannot write {}", run_dir.join(CONFIG_FILE).display()))?;
+
+    let n_iterations = config
+        .training
+        .n_iterations(parts.ais.flow_evals_per_sample());
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // Ctrl-C, SIGTERM or SIGHUP finish the current iteration, write a checkpoint and exit
+        // with `Interrupted` (exit code 130).
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
+    let mut observer = CliObserver::new(
+        &config,
+        &*parts.target,
+        run_dir.clone(),
+        n_iterations,
+        trainer.iteration,
+        stop,
+    )?;
+    eprintln!(
+        "training {} iterations on {} ({} flow parameters) → {}",
+        n_iterations,
+        parts.target.name(),
+        parts.flow.params().len(),
+        run_dir.display()
+    );
+    let started = Instant::now();
+    fab_core::train::run(
+        &mut trainer,
+        &mut *parts.flow,
+        &mut parts.ais,
+        &*parts.target,
+        n_iterations,
+        &mut observer,
+    )?;
+    observer.bar.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = serde_json::json!({
+        "iterations": trainer.iteration,
+        "target_evals": trainer.target_evals,
+        "wall_seconds_this_session": seconds,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    std::fs::write(
+        run_dir.join("train_summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    if let Err(e) = plot_curves(&run_dir) {
+        eprintln!("warning: could not plot training curves: {e:#}");
+    }
+    if observer.stop.load(Ordering::Relaxed) && trainer.iteration < n_iterations {
+        return Err(Interrupted {
+            run_dir,
+            iteration: trainer.iteration,
+        }
+        .into());
+    }
+    eprintln!(
+        "done: {} iterations in {:.1} s, {} target evaluations",
+        trainer.iteration, seconds, trainer.target_evals
+    );
+    Ok(())
+}
