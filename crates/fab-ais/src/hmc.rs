@@ -4,7 +4,8 @@
 //! fab-torch, so one wild point cannot blow up a trajectory; a non-finite H rejects.
 
 use ndarray::{Array1, Array2, Axis};
-use rand_distr::{Distribution, StandardNormal};
+use ndarray_rand::RandomExt;
+use rand_distr::StandardNormal;
 
 use fab_core::{FabRng, LogDensity, Result};
 
@@ -35,7 +36,7 @@ impl Kernel for Hmc {
         rng: &mut FabRng,
     ) -> Result<f64> {
         let eps = step_size;
-        let p0 = Array2::from_shape_simple_fn(points.x.dim(), || StandardNormal.sample(rng));
+        let p0 = Array2::random_using(points.x.dim(), StandardNormal, rng);
         let h0 = kinetic(&p0) - points.log_f(mix);
         // Leapfrog: half kick, (drift, full kick)×(L−1), drift, half kick.
         let mut p = &p0 + &(points.grad_log_f(mix, self.max_grad) * (0.5 * eps));

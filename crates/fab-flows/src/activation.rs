@@ -9,11 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::real::Real;
 
-/// √(2/π).
-pub(crate) const GELU_C: f64 = 0.797_884_560_802_865_4;
-/// The cubic coefficient of the tanh approximation.
-pub(crate) const GELU_KAPPA: f64 = 0.044_715;
-
 /// Hidden activation of a coupling layer's conditioner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Activation {

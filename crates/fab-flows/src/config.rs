@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::realnvp::RealNvpConfig;
-use crate::spline_flow::SplineFlowConfig;
+use crate::spline::flow::SplineFlowConfig;
 
 /// Which flow to build, with its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,20 +1,20 @@
 //! fab-flows: normalizing flows for FAB on dfdx 0.13 autodiff (f64 or f32, runtime shapes).
 //!
 //! [`CouplingFlow`] is a stack of coupling layers: affine ([`realnvp`], the GMM and Many Well flow)
-//! or rational-quadratic splines with circular splines on angles ([`spline_flow`], the alanine
+//! or rational-quadratic splines with circular splines on angles ([`spline`], the alanine
 //! flow). dfdx's `nn` layers and optimisers are const-generic only, so this crate keeps its own
 //! small [`linear::Linear`] layer; optimisation and checkpoints are done by fab-core over the flat
 //! parameter vector every flow exposes through [`fab_core::Flow`].
 //!
 //! Two engines compute the same flow ([`Engine`]): the fused one (default) runs each stage of a
-//! coupling layer as one dfdx operation with a hand-written backward pass (`columns.rs`,
-//! `conditioner.rs`, `affine_kernel.rs`, [`rq_fused`]); the reference one composes
-//! dfdx's own operations (its splines: the two-stage [`rq_knots`] then [`rq_kernel`]) and is what
+//! coupling layer as one dfdx operation with a hand-written backward pass (`kernels/`:
+//! `columns.rs`, `conditioner.rs`, `affine.rs`; `spline/rq_fused.rs`); the reference one composes
+//! dfdx's own operations (its splines: the two-stage `spline/rq_knots.rs` then `spline/rq_kernel.rs`) and is what
 //! tests/engines.rs checks the fused one against.
 //!
 //! dfdx 0.13 has a silent gradient bug in `slice` backward (it assigns instead of adding). No code
 //! here calls `slice`: the reference engine selects and merges coordinates with constant 0/1
-//! matrices ([`split`]), the fused one with gathers whose backward scatter-adds. Every operation is
+//! matrices (`kernels/split.rs`), the fused one with gathers whose backward scatter-adds. Every operation is
 //! covered by finite-difference gradient tests in f64.
 
 // The README's example runs as a doc test.
@@ -22,37 +22,26 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub mod activation;
-pub(crate) mod affine_kernel;
-pub(crate) mod columns;
-pub(crate) mod conditioner;
 /// The ndarray version this crate's batch APIs take and return (so callers need not match it).
 pub use ndarray;
 
+pub mod activation;
 pub mod config;
-pub mod coupling_flow;
+pub mod coupling;
+pub(crate) mod kernels;
 pub mod linear;
-pub(crate) mod matmul;
 pub mod real;
 pub mod realnvp;
 pub mod relative_angles;
-pub(crate) mod rq_formula;
-pub mod rq_fused;
-pub mod rq_kernel;
-pub mod rq_knots;
-pub mod simd_math;
 pub mod spline;
-pub mod spline_flow;
-pub mod split;
-pub mod tape;
 
 pub use activation::Activation;
 pub use config::FlowConfig;
-pub use coupling_flow::{CouplingFlow, Engine};
+pub use coupling::{CouplingFlow, Engine};
 pub use linear::Init;
 pub use real::{Precision, Real};
 pub use realnvp::RealNvpConfig;
-pub use spline_flow::{CircularShift, SharedAxisAngles, SplineFlowConfig};
+pub use spline::{CircularShift, SharedAxisAngles, SplineFlowConfig};
 
 /// Builds the flow described by `config` for dimension `dim`, in the precision it asks for.
 pub fn build(config: &FlowConfig, dim: usize) -> fab_core::Result<Box<dyn fab_core::Flow>> {

@@ -5,7 +5,7 @@
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::simd_math::SimdMath;
+use crate::kernels::simd_math::SimdMath;
 
 /// A float type a flow can compute in: dfdx's `Dtype` plus `num_traits::Float`, with lossy
 /// conversions from and to the f64 of the public API.
@@ -18,7 +18,7 @@ pub trait Real:
     fn wide(self) -> f64;
     /// C ← α·A·B + β·C for an (m × k) A, (k × n) B and (m × n) C given by row and column strides
     /// (matrixmultiply's sgemm / dgemm; the fused flow operations call it through
-    /// `crate::matmul`).
+    /// `crate::kernels::matmul`).
     ///
     /// # Safety
     /// The pointers must be valid for every element the shapes and strides address, and C must not
@@ -90,4 +90,14 @@ pub fn host<S: Shape, E: Real, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
     let mut out = vec![E::zero(); t.shape().num_elements()];
     t.copy_into(&mut out);
     out
+}
+
+/// f64 values (loss coefficients, base log-densities) in the flow's float type.
+pub(crate) fn narrow<E: Real>(v: ndarray::ArrayView1<f64>) -> Vec<E> {
+    v.iter().map(|&x| E::of(x)).collect()
+}
+
+/// Values of a flow tensor as f64.
+pub(crate) fn widen<E: Real>(v: Vec<E>) -> Vec<f64> {
+    v.into_iter().map(Real::wide).collect()
 }

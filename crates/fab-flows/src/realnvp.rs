@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use fab_core::{FabError, Result};
 
 use crate::activation::Activation;
-use crate::coupling_flow::{Coupling, CouplingFlow, Transform};
+use crate::coupling::{Coupling, CouplingFlow, Transform};
+use crate::kernels::split::Split;
 use crate::linear::{hidden_stack, Init, Linear};
 use crate::real::{Precision, Real};
-use crate::split::Split;
 
 /// RealNVP settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

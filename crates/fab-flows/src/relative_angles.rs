@@ -17,8 +17,8 @@ use dfdx::prelude::*;
 
 use fab_core::{FabError, Result};
 
+use crate::kernels::tape::dup2;
 use crate::real::{Real, M};
-use crate::tape::dup2;
 
 /// The shear x_j = h_j + h_i for the configured pairs, as a (d, d) matrix S.
 #[derive(Debug, Clone)]

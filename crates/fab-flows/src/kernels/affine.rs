@@ -11,7 +11,7 @@
 use dfdx::prelude::*;
 
 use crate::real::{host, Real, M, V};
-use crate::spline::Direction;
+use crate::spline::config::Direction;
 
 /// Bound c on |log s|: scales stay in (0.1, 10), as fab-jax's restricted RealNVP scale.
 pub(crate) const LOG_SCALE_BOUND: f64 = std::f64::consts::LN_10;

@@ -7,8 +7,8 @@
 
 use dfdx::prelude::*;
 
+use crate::kernels::tape::dup2;
 use crate::real::{Real, M};
-use crate::tape::dup2;
 
 /// A fixed subset of the columns {0..d}.
 #[derive(Debug, Clone)]

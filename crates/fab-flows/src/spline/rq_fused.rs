@@ -15,7 +15,7 @@
 use dfdx::prelude::*;
 
 use crate::real::{host, Real, M, V};
-use crate::rq_formula::{build, rq, Dual, Lanes, Num, LANES, N};
+use crate::spline::rq_formula::{build, rq, Dual, Lanes, Num, LANES, N};
 use crate::spline::{Direction, SplineConfig};
 
 type L<E> = Lanes<E>;

@@ -15,13 +15,13 @@ use serde::{Deserialize, Serialize};
 use fab_core::{FabError, Result};
 
 use crate::activation::Activation;
-use crate::coupling_flow::{Coupling, CouplingFlow, SplinePart, Transform};
+use crate::coupling::{Coupling, CouplingFlow, SplinePart, Transform};
+use crate::kernels::split::{Split, Subset};
 use crate::linear::{hidden_stack, Init, Linear};
 use crate::real::{Precision, Real};
 use crate::realnvp::halves;
 use crate::relative_angles::RelativeAngles;
 use crate::spline::{n_params, SplineConfig, SplineConsts};
-use crate::split::{Split, Subset};
 
 /// Spline coupling flow settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

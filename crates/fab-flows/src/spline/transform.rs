@@ -6,66 +6,22 @@
 //! shifted so zero parameters give slope 1). Linear tails: K − 1 free interior derivatives and
 //! slope 1 at ±B, identity outside. Circular: K free derivatives with d_K = d_0, so value and slope
 //! match at −π and π. [`SplineConsts::apply`] runs two fused dfdx operations with hand-written
-//! backward passes (parameters → knots in [`crate::rq_knots`], bin search + RQ formula in
-//! [`crate::rq_kernel`]); [`SplineConsts::apply_fused`] does all of it in one, eight rows at a
-//! time ([`crate::rq_fused`]), and is what the fused engine uses.
+//! backward passes (parameters → knots in [`crate::spline::rq_knots`], bin search + RQ formula in
+//! [`crate::spline::rq_kernel`]); [`SplineConsts::apply_fused`] does all of it in one, eight rows at a
+//! time ([`crate::spline::rq_fused`]), and is what the fused engine uses.
 //!
 //! In bin k with ξ = (x − x_k)/w_k, s = h_k/w_k:
 //!   y = y_k + h_k(sξ² + d_kξ(1−ξ)) / (s + (d_{k+1} + d_k − 2s)ξ(1−ξ))
 //!   log y' = 2 ln s + ln(d_{k+1}ξ² + 2sξ(1−ξ) + d_k(1−ξ)²) − 2 ln(s + (d_{k+1} + d_k − 2s)ξ(1−ξ))
 //! and the inverse solves the quadratic for ξ with the numerically stable root 2c/(−b − √(b²−4ac)).
 
+use crate::spline::config::{Direction, SplineConfig};
 use dfdx::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::real::{Real, M, V};
-use crate::rq_fused::rq_fused;
-use crate::rq_kernel::rq_spline;
-use crate::rq_knots::knots;
-
-/// Shape and bounds of a spline.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SplineConfig {
-    /// Number of bins K.
-    pub bins: usize,
-    /// Half-width B of the spline interval [−B, B] (ignored for circular splines: π).
-    pub bound: f64,
-    /// Minimum bin width and height as a fraction of the interval.
-    pub min_bin: f64,
-    /// Minimum knot derivative.
-    pub min_slope: f64,
-}
-
-impl Default for SplineConfig {
-    fn default() -> Self {
-        Self {
-            bins: 8,
-            bound: 5.0,
-            min_bin: 1e-3,
-            min_slope: 1e-3,
-        }
-    }
-}
-
-/// Which way to evaluate the spline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// x → y = f(x).
-    Forward,
-    /// y → x = f⁻¹(y).
-    Inverse,
-}
-
-/// Parameters per row: `K` width logits, `K` height logits and the derivative parameters
-/// (`K − 1` for linear tails, `K` for circular splines).
-pub fn n_params(bins: usize, circular: bool) -> usize {
-    if circular {
-        3 * bins
-    } else {
-        3 * bins - 1
-    }
-}
+use crate::spline::rq_fused::rq_fused;
+use crate::spline::rq_kernel::rq_spline;
+use crate::spline::rq_knots::knots;
 
 /// The shape of one spline (bins, interval, minimum sizes; linear tails or circular).
 #[derive(Debug, Clone)]

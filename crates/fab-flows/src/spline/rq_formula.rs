@@ -7,7 +7,7 @@
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use crate::real::Real;
-use crate::spline::Direction;
+use crate::spline::config::Direction;
 
 /// Number of inputs of one row's formula: u, x_k, x_{k+1}, y_k, y_{k+1}, d_k, d_{k+1}.
 pub(crate) const N: usize = 7;

@@ -10,8 +10,8 @@
 use dfdx::prelude::*;
 
 use crate::real::{host, Real, M, V};
-use crate::rq_formula::{rq, Dual, N};
-use crate::spline::Direction;
+use crate::spline::config::Direction;
+use crate::spline::rq_formula::{rq, Dual, N};
 
 /// What the backward pass needs of one row.
 #[derive(Clone, Copy)]
@@ -26,7 +26,7 @@ struct RowGrad<E> {
 /// Applies the spline to each row: `u` (R,) with the row's knots `kx`, `ky` and knot derivatives
 /// `d` (R, K+1). Rows outside [−bound, bound] pass through with log-det 0 (linear tails; circular
 /// inputs are always inside). Returns (output, log|det|) in `direction`. (No `Cpu: Device<E>`
-/// bound, as in [`crate::rq_knots::knots`], so the backward pass can index gradient storage.)
+/// bound, as in [`crate::spline::rq_knots::knots`], so the backward pass can index gradient storage.)
 pub fn rq_spline<E: Real, T: Tape<E, Cpu>>(
     u: V<E, T>,
     kx: M<E, T>,

@@ -1,6 +1,6 @@
 //! Selecting columns of a batch and putting them back, as fused dfdx operations with exact
 //! backward passes: a gather whose backward scatter-adds, and a scatter whose backward gathers.
-//! They replace the 0/1 matmuls of [`crate::split`] in the fused engine (same values: a column
+//! They replace the 0/1 matmuls of [`crate::kernels::split`] in the fused engine (same values: a column
 //! copy is exact), without dfdx's `slice`, whose backward assigns instead of adding.
 
 use dfdx::prelude::*;

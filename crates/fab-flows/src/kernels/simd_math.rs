@@ -5,7 +5,10 @@
 
 use wide::{f32x8, f64x4, i32x8};
 
-use crate::activation::{GELU_C, GELU_KAPPA};
+/// GELU's tanh form, gelu(z) = ½ z (1 + tanh(c (z + κ z³))): c = √(2/π).
+pub(crate) const GELU_C: f64 = 0.797_884_560_802_865_4;
+/// The cubic coefficient κ of the tanh approximation.
+pub(crate) const GELU_KAPPA: f64 = 0.044_715;
 
 /// Bound on the exponent in the GELU's logistic form: e^±80 stays a normal number in f32, so
 /// no lane falls into slow subnormal arithmetic, and σ(±80) is 0 or 1 to f32 and f64 precision

@@ -13,8 +13,8 @@
 use dfdx::prelude::*;
 
 use crate::activation::Activation;
+use crate::kernels::matmul::{add_bias, add_column_sums, gemm, product, Mat};
 use crate::linear::Linear;
-use crate::matmul::{add_bias, add_column_sums, gemm, product, Mat};
 use crate::real::{host, Real, M, V};
 
 /// Whether a taped pass also accumulates parameter gradients.
@@ -172,7 +172,7 @@ impl<E: Real> Heads<E> {
 /// Runs the conditioner on `x` (n × k): `hidden` layers with `activation`, then each of `heads`
 /// on the last hidden activation. Returns one (n × outₕ) tensor per head, in order.
 ///
-/// (No `Cpu: Device<E>` bound, as in [`crate::rq_knots::knots`], so the backward pass can index
+/// (No `Cpu: Device<E>` bound, as in [`crate::spline::rq_knots::knots`], so the backward pass can index
 /// the gradient storage as a `Vec`.)
 pub(crate) fn conditioner<E: Real, T: Tape<E, Cpu>>(
     x: M<E, T>,

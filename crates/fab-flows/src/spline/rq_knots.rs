@@ -7,7 +7,7 @@
 use dfdx::prelude::*;
 
 use crate::real::{host, Real, M};
-use crate::spline::SplineConfig;
+use crate::spline::config::SplineConfig;
 
 /// (knots_x, knots_y, knot derivatives), each (R, K+1), from `params` (R, P) with P = 3K − 1
 /// (linear tails) or 3K (circular), on the interval [−bound, bound].
