@@ -11,9 +11,17 @@ use crate::step_size::StepSizeAdaptation;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum KernelConfig {
     /// Random-walk Metropolis with `n_steps` proposals per intermediate distribution.
-    Metropolis { n_steps: usize },
+    Metropolis {
+        /// Metropolis steps per intermediate distribution.
+        n_steps: usize,
+    },
     /// HMC with `n_leapfrog` leapfrog steps and ∇ log f clamped to ±`max_grad`.
-    Hmc { n_leapfrog: usize, max_grad: f64 },
+    Hmc {
+        /// Leapfrog steps per HMC transition.
+        n_leapfrog: usize,
+        /// Elementwise clamp of ∇ log f (fab-torch's guard against one wild point).
+        max_grad: f64,
+    },
 }
 
 /// AIS settings.

@@ -5,6 +5,8 @@
 //! ([`schedule`]), cached density evaluations ([`point`]), a kernel ([`kernel`]) and step-size
 //! adaptation ([`step_size`]).
 
+#![warn(missing_docs)]
+
 // The README's example runs as a doc test.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -104,6 +104,24 @@ pub fn checkpoint_path(run_dir: &Path, explicit: Option<&PathBuf>) -> PathBuf {
         .unwrap_or_else(|| run_dir.join(CHECKPOINT_FILE))
 }
 
+/// The components of a trained run with its checkpoint (or `checkpoint`) loaded.
+pub fn load_trained(
+    run: &Path,
+    config: &RunConfig,
+    checkpoint: Option<&PathBuf>,
+) -> Result<Components> {
+    let mut parts = Components::build(config)?;
+    let path = checkpoint_path(run, checkpoint);
+    if !path.exists() {
+        bail!(
+            "checkpoint {} not found (train first, or pass --checkpoint)",
+            path.display()
+        );
+    }
+    parts.load_checkpoint(&path, config)?;
+    Ok(parts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,22 +175,4 @@ mod tests {
         let gmm = with_rule("GmmV1", "All", "").unwrap_err().to_string();
         assert!(gmm.contains("not a molecule"), "{gmm}");
     }
-}
-
-/// The components of a trained run with its checkpoint (or `checkpoint`) loaded.
-pub fn load_trained(
-    run: &Path,
-    config: &RunConfig,
-    checkpoint: Option<&PathBuf>,
-) -> Result<Components> {
-    let mut parts = Components::build(config)?;
-    let path = checkpoint_path(run, checkpoint);
-    if !path.exists() {
-        bail!(
-            "checkpoint {} not found (train first, or pass --checkpoint)",
-            path.display()
-        );
-    }
-    parts.load_checkpoint(&path, config)?;
-    Ok(parts)
 }

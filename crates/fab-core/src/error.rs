@@ -8,30 +8,48 @@ pub enum FabError {
     /// Two arrays that must agree in shape do not.
     #[error("shape mismatch in {context}: expected {expected}, got {got}")]
     Shape {
+        /// What was being checked.
         context: String,
+        /// The shape that was expected.
         expected: String,
+        /// The shape that was given.
         got: String,
     },
     /// An input value is outside what the algorithm accepts.
     #[error("invalid {what}: {reason}")]
-    Invalid { what: String, reason: String },
+    Invalid {
+        /// The setting or input (config field path or flag).
+        what: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// Every point of a batch was non-finite (NaN/inf log density), so nothing can be resampled.
     #[error(
         "no valid point in a batch of {n}: every log q or log p was NaN or infinite ({context})"
     )]
-    NoValidPoint { n: usize, context: String },
+    NoValidPoint {
+        /// Rows in the batch.
+        n: usize,
+        /// What was being checked.
+        context: String,
+    },
     /// A checkpoint file could not be read or does not fit the model being restored.
     #[error("checkpoint {path}: field `{field}`: {reason}")]
     Checkpoint {
+        /// The file.
         path: PathBuf,
+        /// The field inside it.
         field: String,
+        /// Why it is refused.
         reason: String,
     },
     /// An I/O error with the file it concerns.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// A failure inside a density or flow implementation.

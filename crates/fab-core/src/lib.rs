@@ -6,6 +6,8 @@
 //! Adam with gradient-norm clipping, the training loop, evaluation metrics and checkpoints.
 //! No other fab crate is a dependency: flows, samplers and targets depend on this crate.
 
+#![warn(missing_docs)]
+
 // The README's example (training FAB on a user-defined density) runs as a doc test.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -21,7 +21,9 @@ pub enum LrSchedule {
     /// `total_steps` omitted (or 0) means "the whole run": [`crate::train::TrainConfig::resolved`]
     /// fills it in from the run length; left at 0 the rate stays at its peak after the warm-up.
     WarmupCosine {
+        /// Steps of linear warm-up from 0 to the learning rate.
         warmup_steps: u64,
+        /// Step at which the cosine reaches 0 (0: the whole run, filled in when resolved).
         #[serde(default)]
         total_steps: u64,
     },

@@ -13,7 +13,10 @@ use crate::{FabRng, Flow, LogDensity, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum AnnealTarget {
     /// g ∝ p^α q^(1−α), the minimum-variance target of the α-divergence (training; α = 2 → p²/q).
-    Fab { alpha: f64 },
+    Fab {
+        /// The α of the divergence (2 in FAB).
+        alpha: f64,
+    },
     /// The target p itself (evaluation).
     P,
 }

@@ -17,6 +17,8 @@
 //! matrices (`kernels/split.rs`), the fused one with gathers whose backward scatter-adds. Every operation is
 //! covered by finite-difference gradient tests in f64.
 
+#![warn(missing_docs)]
+
 // The README's example runs as a doc test.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -14,13 +14,19 @@ pub enum TargetConfig {
     /// fab-jax's `gmm_v1`: 9 modes on the grid {−5, 0, 5}², σ² = 0.3.
     GmmV1,
     /// Neal's funnel (fab-jax: `dim: 10`).
-    Funnel { dim: usize },
+    Funnel {
+        /// Dimension.
+        dim: usize,
+    },
     /// fab-jax's log-Gaussian Cox process on the Finnish pines, 40 × 40 grid (1,600-D).
     Cox,
     /// The same Cox posterior in whitened coordinates w (f = μ₀ + L w, prior N(0, I)); same log Z.
     CoxWhitened,
     /// Many Well in an even dimension (32 in the paper: 16 double wells, 2^16 modes).
-    ManyWell { dim: usize },
+    ManyWell {
+        /// Dimension.
+        dim: usize,
+    },
     /// Alanine dipeptide in OBC1 implicit solvent, in FAB's 60 internal coordinates.
     AlanineDipeptide(MoleculeSettings),
     /// Any molecule from an Amber prmtop and a structure, in OBC1 implicit solvent, in internal

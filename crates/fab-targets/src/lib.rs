@@ -5,6 +5,8 @@
 //! Each target implements [`fab_core::LogDensity`] (batched log p with analytic gradient, parallel
 //! over the batch with rayon) and [`fab_core::Target`] (known log Z, exact samples, own metrics).
 
+#![warn(missing_docs)]
+
 // The README's example runs as a doc test.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

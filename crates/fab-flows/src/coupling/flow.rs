@@ -21,7 +21,7 @@ use crate::spline::Direction;
 pub(super) const HALF_LOG_2PI: f64 = 0.918_938_533_204_672_7;
 
 /// A coupling flow on R^d (with some circular coordinates), computing in float type `E` (f64 by
-/// default, or f32) behind the f64 [`Flow`] API.
+/// default, or f32) behind the f64 [`fab_core::Flow`] API.
 #[derive(Debug, Clone)]
 pub struct CouplingFlow<E: Real = f64> {
     pub(crate) dev: Cpu,

@@ -6,9 +6,9 @@
 //! shifted so zero parameters give slope 1). Linear tails: K − 1 free interior derivatives and
 //! slope 1 at ±B, identity outside. Circular: K free derivatives with d_K = d_0, so value and slope
 //! match at −π and π. [`SplineConsts::apply`] runs two fused dfdx operations with hand-written
-//! backward passes (parameters → knots in [`crate::spline::rq_knots`], bin search + RQ formula in
-//! [`crate::spline::rq_kernel`]); [`SplineConsts::apply_fused`] does all of it in one, eight rows at a
-//! time ([`crate::spline::rq_fused`]), and is what the fused engine uses.
+//! backward passes (parameters → knots in `spline/rq_knots.rs`, bin search + RQ formula in
+//! `spline/rq_kernel.rs`); [`SplineConsts::apply_fused`] does all of it in one, eight rows at a
+//! time (`spline/rq_fused.rs`), and is what the fused engine uses.
 //!
 //! In bin k with ξ = (x − x_k)/w_k, s = h_k/w_k:
 //!   y = y_k + h_k(sξ² + d_kξ(1−ξ)) / (s + (d_{k+1} + d_k − 2s)ξ(1−ξ))

@@ -23,7 +23,9 @@ pub enum PeptideError {
     /// A file could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The underlying error.
         source: std::io::Error,
     },
     /// The topology or coordinates are malformed.
@@ -35,15 +37,21 @@ pub enum PeptideError {
     /// The bond graph admits no internal coordinates.
     #[error("{origin}: {source}")]
     Topology {
+        /// The topology file.
         origin: String,
+        /// The underlying error.
         source: TopologyError,
     },
     /// The structure and the topology disagree on the atom count.
     #[error("{coordinates} has {got} atoms, {prmtop} has {expected}")]
     AtomCount {
+        /// The structure file.
         coordinates: String,
+        /// The topology file.
         prmtop: String,
+        /// Atoms in the structure.
         got: usize,
+        /// Atoms in the topology.
         expected: usize,
     },
 }

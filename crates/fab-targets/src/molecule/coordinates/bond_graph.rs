@@ -16,7 +16,12 @@ use crate::molecule::numeric::vec3::{cross, dot, sub, Vec3};
 pub enum TopologyError {
     /// The bonds do not connect every atom to every other.
     #[error("the bonds leave atom {atom} ({name}) unconnected to atom 0; internal coordinates need one molecule")]
-    Disconnected { atom: usize, name: String },
+    Disconnected {
+        /// Index of the atom (0-based, prmtop order).
+        atom: usize,
+        /// Its prmtop name.
+        name: String,
+    },
     /// Fewer than three heavy atoms in a chain: no frame for the internal coordinates.
     #[error("the longest chain of heavy atoms has {0} atoms; at least 3 are needed")]
     ShortBackbone(usize),

@@ -17,8 +17,11 @@ const KCAL: f64 = 4.184;
 /// Energies of the three bonded terms (kJ/mol; per lane for SIMD kernels).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct BondedEnergy<S = f64> {
+    /// Harmonic bonds.
     pub bond: S,
+    /// Harmonic angles.
     pub angle: S,
+    /// Periodic torsions (proper and improper).
     pub torsion: S,
 }
 

@@ -13,8 +13,11 @@ use crate::molecule::numeric::vec3::Vec3;
 /// Energy of one conformation split by term (per lane for SIMD kernels).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Energy<S = f64> {
+    /// Bonds, angles and torsions.
     pub bonded: BondedEnergy<S>,
+    /// Coulomb and Lennard-Jones, 1-4 pairs apart.
     pub nonbonded: NonbondedEnergy<S>,
+    /// OBC1 generalised Born and the ACE surface term.
     pub gb: GbEnergy<S>,
 }
 
@@ -36,14 +39,21 @@ pub enum ForceFieldError {
     /// is not 3 × atoms).
     #[error("{what}: {got} values, the molecule needs {expected} (3 per atom, {atoms} atoms)")]
     AtomCount {
+        /// Which input.
         what: String,
+        /// Columns expected (3 × atoms).
         expected: usize,
+        /// Columns given.
         got: usize,
+        /// Atoms of the molecule.
         atoms: usize,
     },
     /// A coordinate that is NaN or infinite.
     #[error("conformation {index}: non-finite coordinate (NaN or infinity)")]
-    NonFinite { index: usize },
+    NonFinite {
+        /// Row of the first non-finite conformation.
+        index: usize,
+    },
 }
 
 /// The force field of one molecule.

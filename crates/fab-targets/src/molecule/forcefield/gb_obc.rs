@@ -27,8 +27,11 @@ const PROBE: f64 = 0.14;
 /// GB energies (kJ/mol) split as the reference breakdown (per lane for SIMD kernels).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct GbEnergy<S = f64> {
+    /// Self-energies of the Born radii.
     pub self_energy: S,
+    /// Pairwise generalised Born energy.
     pub pair: S,
+    /// ACE surface-area term.
     pub ace: S,
 }
 

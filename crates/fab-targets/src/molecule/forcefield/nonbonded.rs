@@ -21,9 +21,13 @@ pub const AMBER_CHARGE: f64 = 18.2223;
 /// Nonbonded energies (kJ/mol) split as OpenMM's reference breakdown (per lane for SIMD kernels).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct NonbondedEnergy<S = f64> {
+    /// Coulomb energy of 1-4 pairs (scaled).
     pub coulomb_14: S,
+    /// Lennard-Jones energy of 1-4 pairs (scaled).
     pub lj_14: S,
+    /// Coulomb energy of the other non-excluded pairs.
     pub coulomb: S,
+    /// Lennard-Jones energy of the other non-excluded pairs.
     pub lj: S,
 }
 

@@ -14,15 +14,28 @@ use std::collections::HashMap;
 pub enum PrmtopError {
     /// A required section is absent.
     #[error("{origin}: section %FLAG {section} is missing")]
-    Missing { origin: String, section: String },
+    Missing {
+        /// The file (or the name given for the text).
+        origin: String,
+        /// The `%FLAG` section.
+        section: String,
+    },
     /// A coordinate (.crd) file is malformed.
     #[error("{origin}: coordinates: {reason}")]
-    Coordinates { origin: String, reason: String },
+    Coordinates {
+        /// The file (or the name given for the text).
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A section's format line or values are malformed.
     #[error("{origin}: section %FLAG {section}: {reason}")]
     Malformed {
+        /// The file (or the name given for the text).
         origin: String,
+        /// The `%FLAG` section.
         section: String,
+        /// What is wrong.
         reason: String,
     },
 }
@@ -38,25 +51,35 @@ struct Section {
 /// A bond between two atoms with force constant k (kcal/mol/Å²) and length r₀ (Å).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bond {
+    /// The atoms (0-based).
     pub atoms: [usize; 2],
+    /// Force constant (kcal/mol/Å²).
     pub k: f64,
+    /// Equilibrium length (Å).
     pub r0: f64,
 }
 
 /// An angle i-j-k with force constant k (kcal/mol/rad²) and θ₀ (rad).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Angle {
+    /// The atoms (0-based).
     pub atoms: [usize; 3],
+    /// Force constant (kcal/mol/rad²).
     pub k: f64,
+    /// Equilibrium angle (rad).
     pub theta0: f64,
 }
 
 /// A torsion term k (1 + cos(n φ − phase)) over atoms i-j-k-l (kcal/mol, rad).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Dihedral {
+    /// The atoms (0-based).
     pub atoms: [usize; 4],
+    /// Barrier k (kcal/mol).
     pub k: f64,
+    /// Periodicity n.
     pub periodicity: f64,
+    /// Phase (rad).
     pub phase: f64,
     /// Amber's negative third index: the 1-4 pair of this quartet is not counted here.
     pub skip_14: bool,
