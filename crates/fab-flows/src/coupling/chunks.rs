@@ -5,16 +5,16 @@ use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
 use rayon::prelude::*;
 
 /// Rows per chunk below which a batch is not split.
-pub(super) const MIN_CHUNK_ROWS: usize = 64;
+const MIN_CHUNK_ROWS: usize = 64;
 
 /// How many row chunks a batch of `n` rows is split into: one per rayon thread, at least
 /// [`MIN_CHUNK_ROWS`] rows each.
-pub(super) fn chunk_count(n: usize) -> usize {
+fn chunk_count(n: usize) -> usize {
     rayon::current_num_threads().min(n / MIN_CHUNK_ROWS).max(1)
 }
 
 /// Rows per chunk of a parameter-gradient sum, about.
-pub(super) const GRAD_CHUNK_ROWS: usize = 256;
+const GRAD_CHUNK_ROWS: usize = 256;
 
 /// How many chunks the parameter gradient of a batch of `n` rows is summed over: a function of
 /// `n` only, because each chunk's gradient (a GEMM over its rows) rounds differently when the
@@ -31,7 +31,7 @@ pub(super) fn grad_chunk_count(n: usize) -> usize {
 }
 
 /// Work on one row chunk: (rows, their log q, their gradient rows if asked).
-pub(super) type RowChunkFn<'a> =
+type RowChunkFn<'a> =
     dyn Fn(ArrayView2<f64>, ArrayViewMut1<f64>, Option<ArrayViewMut2<f64>>) + Sync + 'a;
 
 /// Runs `f` on row chunks of `x` (with the matching rows of `grad` and `out`) in parallel, one

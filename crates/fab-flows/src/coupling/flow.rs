@@ -11,14 +11,14 @@ use rand_distr::{Distribution, StandardNormal};
 use fab_core::{FabError, FabRng, Result};
 
 use super::engine::Engine;
-use super::layer::*;
+use super::layer::{elementwise_affine, wrap, Coupling};
 use crate::kernels::conditioner::ParamGrads;
 use crate::real::{host, widen, Real, M, V};
 use crate::relative_angles::RelativeAngles;
 use crate::spline::Direction;
 
 /// ½ ln 2π.
-pub(super) const HALF_LOG_2PI: f64 = 0.918_938_533_204_672_7;
+const HALF_LOG_2PI: f64 = 0.918_938_533_204_672_7;
 
 /// A coupling flow on R^d (with some circular coordinates), computing in float type `E` (f64 by
 /// default, or f32) behind the f64 [`fab_core::Flow`] API.
@@ -72,7 +72,7 @@ where
     }
 
     /// Adds the constant that realises x ← wrap(x ± c) on circular coordinates (derivative 1).
-    pub(super) fn circular_shift<T: Tape<E, Cpu>>(&self, h: M<E, T>, c: f64) -> M<E, T> {
+    fn circular_shift<T: Tape<E, Cpu>>(&self, h: M<E, T>, c: f64) -> M<E, T> {
         let (n, d) = *h.shape();
         let values = host(&h);
         let offset: Vec<E> = values
@@ -115,7 +115,7 @@ where
     }
 
     /// Density direction on tape `T`: z = f⁻¹(x) and log|det ∂z/∂x| per row.
-    pub(super) fn inverse_taped<T: Tape<E, Cpu>>(
+    fn inverse_taped<T: Tape<E, Cpu>>(
         &self,
         x: M<E, T>,
         param_grads: ParamGrads,

@@ -98,7 +98,7 @@ impl<E: Real> Coupling<E>
 where
     Cpu: Device<E>,
 {
-    pub(super) fn hidden_features<T: Tape<E, Cpu>>(&self, h_c: M<E, T>) -> M<E, T> {
+    fn hidden_features<T: Tape<E, Cpu>>(&self, h_c: M<E, T>) -> M<E, T> {
         let mut h = h_c;
         for layer in &self.hidden {
             h = match self.activation {
@@ -137,7 +137,7 @@ where
     }
 
     /// The fused engine's transform of h_t given the conditioning coordinates h_c.
-    pub(super) fn transform_fused<T: Tape<E, Cpu>>(
+    fn transform_fused<T: Tape<E, Cpu>>(
         &self,
         h_c: M<E, T>,
         h_t: M<E, T>,

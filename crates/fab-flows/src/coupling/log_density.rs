@@ -7,8 +7,8 @@ use rayon::prelude::*;
 
 use fab_core::{LogDensity, Result};
 
-use super::chunks::*;
-use super::flow::*;
+use super::chunks::par_chunks;
+use super::flow::CouplingFlow;
 use crate::kernels::conditioner::ParamGrads;
 use crate::real::{host, widen, Real};
 

@@ -4,8 +4,8 @@
 
 use dfdx::prelude::*;
 
-use super::flow::*;
-use super::layer::*;
+use super::flow::CouplingFlow;
+use super::layer::Transform;
 use crate::linear::Linear;
 use crate::real::{host, widen, Real, M, V};
 

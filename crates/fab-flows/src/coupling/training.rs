@@ -8,9 +8,9 @@ use rayon::prelude::*;
 use fab_core::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
 use fab_core::{FabError, FabRng, Flow, Result};
 
-use super::chunks::*;
-use super::flow::*;
-use super::params::*;
+use super::chunks::grad_chunk_count;
+use super::flow::CouplingFlow;
+use super::params::{Param, ParamMut};
 use crate::kernels::conditioner::ParamGrads;
 use crate::real::{host, narrow, widen, Real, M, V};
 
