@@ -21,6 +21,7 @@ mod molecule_eval;
 mod observer;
 mod peak_memory;
 mod pool;
+mod ranks;
 mod run_dir;
 mod sample_files;
 
@@ -166,6 +167,25 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let ranks = match ranks::Ranks::start() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let comm = ranks.comm.clone();
+    // Refused on every rank together, reported once.
+    let one_rank = |name: &str| -> anyhow::Result<()> {
+        ranks::on_root(&*comm, || {
+            if comm.size() > 1 {
+                anyhow::bail!(
+                    "`fab {name}` runs in one process; only train, eval and sample share their work over MPI ranks"
+                );
+            }
+            Ok(())
+        })
+    };
     let result = match cli.command {
         Command::Train {
             config,
@@ -173,7 +193,7 @@ fn main() -> ExitCode {
             out,
             loss,
             seed,
-        } => commands::train::train(&config, resume, out, loss.as_deref(), seed),
+        } => commands::train::train(&config, resume, out, loss.as_deref(), seed, &comm),
         Command::Eval {
             run,
             checkpoint,
@@ -187,6 +207,7 @@ fn main() -> ExitCode {
             n_samples,
             seed..seed.saturating_add(repeats),
             ground_truth.as_deref(),
+            &*comm,
         )
         .map(|_| ()),
         Command::Sample {
@@ -196,36 +217,35 @@ fn main() -> ExitCode {
             out,
             ais,
             seed,
-        } => commands::sample::sample(&run, checkpoint.as_ref(), n, &out, ais, seed),
+        } => commands::sample::sample(&run, checkpoint.as_ref(), n, &out, ais, seed, &*comm),
         Command::Bench {
             config,
             iterations,
             warmup,
             threads,
-        } => commands::bench::bench(&config, iterations, warmup, threads),
-        Command::Plot { run } => commands::plot::plot_curves(&run),
+        } => one_rank("bench").and_then(|()| commands::bench::bench(&config, iterations, warmup, threads)),
+        Command::Plot { run } => one_rank("plot").and_then(|()| commands::plot::plot_curves(&run)),
         Command::Compare {
             runs,
             at,
             window,
             out,
-        } => commands::compare::compare(&runs, at, window, &out),
+        } => one_rank("compare").and_then(|()| commands::compare::compare(&runs, at, window, &out)),
         Command::Md {
             config,
             out,
             length_ps,
             reuse,
-        } => commands::md::md(&config, out, length_ps, reuse),
+        } => one_rank("md").and_then(|()| commands::md::md(&config, out, length_ps, reuse)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<interrupted::Interrupted>() => {
-            eprintln!("{e}");
+            if comm.rank() == 0 {
+                eprintln!("{e}");
+            }
             ExitCode::from(130)
         }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => ranks.fail(&e),
     }
 }

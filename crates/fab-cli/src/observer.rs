@@ -12,7 +12,7 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use fab_core::checkpoint::Checkpoint;
-use fab_core::metrics::evaluate;
+use fab_core::metrics::evaluate_across;
 use fab_core::train::{IterInfo, Observer, TrainContext};
 use fab_core::{FabError, Target};
 
@@ -63,16 +63,21 @@ pub struct CliObserver<'a> {
     pub run_dir: PathBuf,
     pub n_iterations: u64,
     pub bar: ProgressBar,
-    pub metrics: csv::Writer<File>,
-    pub eval_log: File,
+    /// The run's log files: rank 0 writes them; other ranks hold `None` and write nothing.
+    pub metrics: Option<csv::Writer<File>>,
+    pub eval_log: Option<File>,
     pub eval_at: BTreeSet<u64>,
+    /// Set by the signal handler of this process.
     pub stop: Arc<AtomicBool>,
+    /// True once the ranks stopped together because one of them was signalled.
+    pub stopped: bool,
     /// Training wall time at the last observed iteration (written with each evaluation).
     pub wall_seconds: f64,
 }
 
 impl<'a> CliObserver<'a> {
-    /// Opens (or appends to, when resuming) the run's metric files.
+    /// Opens (or appends to, when resuming) the run's metric files when `writer` (rank 0); the
+    /// other ranks get an observer that evaluates along but writes and prints nothing.
     pub fn new(
         config: &'a RunConfig,
         target: &'a dyn Target,
@@ -80,7 +85,24 @@ impl<'a> CliObserver<'a> {
         n_iterations: u64,
         start: u64,
         stop: Arc<AtomicBool>,
+        writer: bool,
     ) -> anyhow::Result<Self> {
+        let eval_at = eval_schedule(n_iterations, config.output.n_evals);
+        if !writer {
+            return Ok(Self {
+                eval_at,
+                config,
+                target,
+                run_dir,
+                n_iterations,
+                bar: ProgressBar::hidden(),
+                metrics: None,
+                eval_log: None,
+                stop,
+                stopped: false,
+                wall_seconds: 0.0,
+            });
+        }
         let metrics_path = run_dir.join("metrics.csv");
         let append = start > 0 && metrics_path.exists();
         let file = OpenOptions::new()
@@ -105,21 +127,26 @@ impl<'a> CliObserver<'a> {
                 .progress_chars("=> "),
         );
         Ok(Self {
-            eval_at: eval_schedule(n_iterations, config.output.n_evals),
+            eval_at,
             config,
             target,
             run_dir,
             n_iterations,
             bar,
-            metrics,
-            eval_log,
+            metrics: Some(metrics),
+            eval_log: Some(eval_log),
             stop,
+            stopped: false,
             wall_seconds: 0.0,
         })
     }
 
-    /// Prints a line above the progress bar, or to stderr when the bar is hidden (not a terminal).
+    /// Prints a line above the progress bar, or to stderr when the bar is hidden (not a terminal);
+    /// ranks other than 0 print nothing.
     fn say(&self, line: impl AsRef<str>) {
+        if self.metrics.is_none() {
+            return;
+        }
         if self.bar.is_hidden() {
             eprintln!("{}", line.as_ref());
         } else {
@@ -129,21 +156,25 @@ impl<'a> CliObserver<'a> {
 
     fn evaluate(&mut self, iteration: u64, ctx: &mut TrainContext<'_>) -> anyhow::Result<()> {
         let mut rng = fab_core::rng::seeded(eval_seed(self.config.training.seed, iteration));
-        let ev = evaluate(
+        let ev = evaluate_across(
             ctx.flow,
             ctx.sampler,
             self.target,
             &self.config.eval,
             &mut rng,
+            ctx.comm,
         )?;
+        let Some(eval_log) = self.eval_log.as_mut() else {
+            return Ok(());
+        };
         let mut row = serde_json::Map::new();
         row.insert("iteration".into(), iteration.into());
         row.insert("wall_seconds".into(), self.wall_seconds.into());
         for (k, v) in &ev.metrics {
             row.insert(k.clone(), serde_json::Value::from(*v));
         }
-        writeln!(self.eval_log, "{}", serde_json::Value::Object(row))?;
-        self.eval_log.flush()?;
+        writeln!(eval_log, "{}", serde_json::Value::Object(row))?;
+        eval_log.flush()?;
         if !self.target.plot_views().is_empty() {
             let dir = self.run_dir.join("plots");
             std::fs::create_dir_all(&dir)?;
@@ -182,15 +213,20 @@ impl<'a> CliObserver<'a> {
             info.loss, info.ess_ais, info.ess_flow, info.acceptance, info.step_size
         ));
         let last = it >= self.n_iterations;
-        if it.is_multiple_of(self.config.output.log_every) || last {
-            self.metrics.serialize(info)?;
-            self.metrics.flush()?;
+        if let Some(metrics) = self.metrics.as_mut() {
+            if it.is_multiple_of(self.config.output.log_every) || last {
+                metrics.serialize(info)?;
+                metrics.flush()?;
+            }
         }
         if self.eval_at.contains(&it) {
             self.evaluate(it, &mut ctx)?;
         }
-        let stop = self.stop.load(Ordering::Relaxed);
-        if it.is_multiple_of(self.config.output.checkpoint_every) || last || stop {
+        // A signal reaches the ranks at different moments: they stop at the same iteration.
+        let stop = ctx.comm.any(self.stop.load(Ordering::Relaxed));
+        self.stopped = stop;
+        let checkpoint = it.is_multiple_of(self.config.output.checkpoint_every) || last || stop;
+        if checkpoint && self.metrics.is_some() {
             write_checkpoint(self.config, &ctx, &self.run_dir.join(CHECKPOINT_FILE))?;
         }
         if stop {

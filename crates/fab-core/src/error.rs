@@ -52,6 +52,14 @@ pub enum FabError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// Another rank of a distributed run failed; every rank reports its error.
+    #[error("rank {rank}: {message}")]
+    Rank {
+        /// The first rank that failed.
+        rank: usize,
+        /// Its error message.
+        message: String,
+    },
     /// A failure inside a density or flow implementation.
     #[error("{0}")]
     Backend(String),

@@ -7,9 +7,11 @@
 //! Parameters are exposed as one flat vector so the optimiser ([`crate::optim`]) and checkpoints
 //! ([`crate::checkpoint`]) can live here, independent of the autodiff backend.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use std::ops::Range;
 
-use crate::{FabRng, LogDensity, Result};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2};
+
+use crate::{Communicator, FabRng, LogDensity, Result};
 
 /// Gradient of the weighted negative log-likelihood at the current parameters.
 #[derive(Debug, Clone)]
@@ -64,6 +66,37 @@ pub struct StepInfo {
 pub trait Flow: LogDensity {
     /// Draws `n` samples x ∼ q_θ with their log q(x).
     fn sample(&self, n: usize, rng: &mut FabRng) -> Result<(Array2<f64>, Array1<f64>)>;
+
+    /// Draws `n` samples as [`Flow::sample`] does, advancing `rng` alike, but returns only the
+    /// samples `rows` (data-parallel sampling: each rank pushes its share of one batch of base
+    /// samples through the flow). The default draws all `n` and slices; flows override it to
+    /// transform only the rows asked for.
+    fn sample_rows(
+        &self,
+        n: usize,
+        rows: Range<usize>,
+        rng: &mut FabRng,
+    ) -> Result<(Array2<f64>, Array1<f64>)> {
+        let (x, log_q) = self.sample(n, rng)?;
+        Ok((
+            x.slice(s![rows.clone(), ..]).to_owned(),
+            log_q.slice(s![rows]).to_owned(),
+        ))
+    }
+
+    /// [`Flow::weighted_nll_grad`] with the work split over the ranks of `comm` (every rank
+    /// calls it with the same batch and gets the same result). Flows that split it sum the
+    /// gradient over row chunks fixed by the batch, in chunk order, so the bits do not depend on
+    /// the number of ranks; the default computes the whole gradient on every rank.
+    fn weighted_nll_grad_across(
+        &self,
+        x: ArrayView2<f64>,
+        coeff: &mut dyn FnMut(ArrayView1<f64>) -> Array1<f64>,
+        comm: &dyn Communicator,
+    ) -> Result<WeightedGrad> {
+        let _ = comm;
+        self.weighted_nll_grad(x, coeff)
+    }
 
     /// Computes log q(x), the coefficients `coeff(log q)` (held constant) and the gradient of
     /// −mean(c ⊙ log q) with respect to the parameters, in one forward and one backward pass.

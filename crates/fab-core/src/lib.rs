@@ -20,6 +20,7 @@ pub mod bench;
 pub mod buffer;
 pub mod checkpoint;
 pub mod density;
+pub mod distributed;
 pub mod error;
 pub mod flow;
 pub mod histogram;
@@ -38,6 +39,7 @@ pub mod weights;
 
 pub use buffer::PrioritisedBuffer;
 pub use density::{CountingDensity, LogDensity};
+pub use distributed::Communicator;
 pub use error::{FabError, Result};
 pub use flow::{Flow, StepInfo};
 pub use rng::FabRng;

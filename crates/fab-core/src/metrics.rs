@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::target::WeightedSamples;
 use crate::weights::{ess, log_z_estimate, log_z_group_mae};
-use crate::{AnnealTarget, AnnealedSampler, FabRng, Flow, Result, Target};
+use crate::distributed::{Local, SplitDensity, SplitFlow};
+use crate::{
+    AnnealTarget, AnnealedSampler, Communicator, FabRng, Flow, LogDensity, Result, Target,
+};
 
 /// Evaluation settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -101,7 +104,23 @@ pub fn evaluate(
     config: &EvalConfig,
     rng: &mut FabRng,
 ) -> Result<Evaluation> {
+    evaluate_across(flow, sampler, target, config, rng, &Local)
+}
+
+/// [`evaluate`] with the sampling and density evaluations split over the ranks of `comm`
+/// (every rank calls it alike and gets the same evaluation, whatever the number of ranks).
+pub fn evaluate_across(
+    flow: &dyn Flow,
+    sampler: &mut dyn AnnealedSampler,
+    target: &dyn Target,
+    config: &EvalConfig,
+    rng: &mut FabRng,
+    comm: &dyn Communicator,
+) -> Result<Evaluation> {
     config.check_memory(flow.dim())?;
+    let split_flow = SplitFlow::new(flow, comm);
+    let split_target = SplitDensity::new(target, comm);
+    let (flow, target_density): (&dyn Flow, &dyn LogDensity) = (&split_flow, &split_target);
     let mut flow_x = Vec::new();
     let mut flow_lw = Vec::new();
     let mut ais_x = Vec::new();
@@ -109,7 +128,7 @@ pub fn evaluate(
     let mut done = 0;
     while done < config.n_samples {
         let n = config.inner_batch.min(config.n_samples - done).max(1);
-        let batch = sampler.run(flow, target, n, AnnealTarget::P, false, rng)?;
+        let batch = sampler.run(flow, target_density, n, AnnealTarget::P, false, rng)?;
         flow_x.push(batch.x0);
         flow_lw.push(batch.flow_log_w);
         ais_x.push(batch.x);
@@ -145,7 +164,7 @@ pub fn evaluate(
             let mean_log_q = log_q.mean().unwrap_or(f64::NAN);
             m.insert("test_mean_log_q".into(), mean_log_q);
             if let Some(log_z) = target.log_z() {
-                let log_p = target.log_prob(test.view())?;
+                let log_p = target_density.log_prob(test.view())?;
                 m.insert(
                     "forward_kl".into(),
                     log_p.mean().unwrap_or(f64::NAN) - log_z - mean_log_q,

@@ -6,13 +6,17 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use fab_core::metrics::{evaluate, EvalConfig, Evaluation};
+use fab_core::metrics::{evaluate_across, EvalConfig, Evaluation};
+use fab_core::Communicator;
+use fab_targets::molecule::evaluation::MdFrames;
+use fab_targets::molecule::InternalBoltzmann;
 
 use crate::components::load_run_config;
 use crate::components::load_trained;
 use crate::config::RunConfig;
 use crate::peak_memory::peak_rss_mib;
 use crate::pool::in_pool;
+use crate::ranks::together;
 
 /// `fab eval`: writes eval.json and samples.png into the run directory. With more than one seed in
 /// `seeds` (`--seed S --repeats N` gives S..S+N) eval.json holds every metric's mean over
@@ -25,13 +29,14 @@ pub fn eval(
     n_samples: Option<usize>,
     seeds: std::ops::Range<u64>,
     ground_truth: Option<&Path>,
+    comm: &dyn Communicator,
 ) -> Result<Evaluation> {
     if seeds.is_empty() {
         bail!("--repeats must be at least 1");
     }
-    let config = load_run_config(run)?;
+    let config = together(comm, || load_run_config(run))?;
     in_pool(config.threads, || {
-        eval_in_pool(run, &config, checkpoint, n_samples, seeds, ground_truth)
+        eval_in_pool(run, &config, checkpoint, n_samples, seeds, ground_truth, comm)
     })
 }
 
@@ -43,8 +48,62 @@ fn eval_in_pool(
     n_samples: Option<usize>,
     seeds: std::ops::Range<u64>,
     ground_truth: Option<&Path>,
+    comm: &dyn Communicator,
 ) -> Result<Evaluation> {
-    let truth = match ground_truth {
+    // Every rank shares the sampling; rank 0 alone compares with the MD and writes the files.
+    let root = comm.rank() == 0;
+    let ground_truth = ground_truth.filter(|_| root);
+    let (truth, mut parts) = together(comm, || {
+        Ok((load_truth(run, config, ground_truth)?, load_trained(run, config, checkpoint)?))
+    })?;
+    let eval_config = EvalConfig {
+        n_samples: n_samples.unwrap_or(config.eval.n_samples),
+        ..config.eval
+    };
+    let started = Instant::now();
+    let n_repeats = seeds.end - seeds.start;
+    let mut per_seed = Vec::new();
+    let mut last = None;
+    for seed in seeds.clone() {
+        let mut rng = fab_core::rng::seeded(seed);
+        let mut ev = evaluate_across(
+            &*parts.flow,
+            &mut parts.ais,
+            &*parts.target,
+            &eval_config,
+            &mut rng,
+            comm,
+        )?;
+        if let Some((molecule, frames)) = &truth {
+            let extra = crate::molecule_eval::evaluate(&ev, &*parts.flow, molecule, frames, run)?;
+            ev.metrics.extend(extra);
+        }
+        if n_repeats > 1 && root {
+            println!(
+                "seed {seed}: flow ESS {:.4}, AIS ESS {:.4}",
+                ev.metrics.get("eval_ess_flow").copied().unwrap_or(f64::NAN),
+                ev.metrics.get("eval_ess_ais").copied().unwrap_or(f64::NAN)
+            );
+        }
+        per_seed.push(ev.metrics.clone());
+        last = Some(ev);
+    }
+    let Some(ev) = last else {
+        bail!("--repeats must be at least 1");
+    };
+    if !root {
+        return Ok(ev);
+    }
+    write_evaluation(run, ev, &per_seed, seeds, started, &*parts.target)
+}
+
+/// The MD ground truth for `--ground-truth DIR`, if given.
+fn load_truth(
+    run: &Path,
+    config: &RunConfig,
+    ground_truth: Option<&Path>,
+) -> Result<Option<(InternalBoltzmann, MdFrames)>> {
+    Ok(match ground_truth {
         None => None,
         Some(dir) => {
             let Some(molecule) = fab_targets::build_molecule(&config.target)? else {
@@ -57,45 +116,23 @@ fn eval_in_pool(
             let frames = fab_targets::molecule::md::run_files::load_ground_truth(dir, &molecule)?;
             Some((molecule, frames))
         }
-    };
-    let mut parts = load_trained(run, config, checkpoint)?;
-    let eval_config = EvalConfig {
-        n_samples: n_samples.unwrap_or(config.eval.n_samples),
-        ..config.eval
-    };
-    let started = Instant::now();
+    })
+}
+
+/// Writes eval.json (the mean ± standard error over seeds when there are several), prints the
+/// metrics and draws samples.png.
+fn write_evaluation(
+    run: &Path,
+    mut ev: Evaluation,
+    per_seed: &[std::collections::BTreeMap<String, f64>],
+    seeds: std::ops::Range<u64>,
+    started: Instant,
+    target: &dyn fab_core::Target,
+) -> Result<Evaluation> {
     let n_repeats = seeds.end - seeds.start;
-    let mut per_seed = Vec::new();
-    let mut last = None;
-    for seed in seeds.clone() {
-        let mut rng = fab_core::rng::seeded(seed);
-        let mut ev = evaluate(
-            &*parts.flow,
-            &mut parts.ais,
-            &*parts.target,
-            &eval_config,
-            &mut rng,
-        )?;
-        if let Some((molecule, frames)) = &truth {
-            let extra = crate::molecule_eval::evaluate(&ev, &*parts.flow, molecule, frames, run)?;
-            ev.metrics.extend(extra);
-        }
-        if n_repeats > 1 {
-            println!(
-                "seed {seed}: flow ESS {:.4}, AIS ESS {:.4}",
-                ev.metrics.get("eval_ess_flow").copied().unwrap_or(f64::NAN),
-                ev.metrics.get("eval_ess_ais").copied().unwrap_or(f64::NAN)
-            );
-        }
-        per_seed.push(ev.metrics.clone());
-        last = Some(ev);
-    }
-    let Some(mut ev) = last else {
-        bail!("--repeats must be at least 1");
-    };
     let mut out = serde_json::Map::new();
     // Mean ± standard error over the evaluation seeds; the samples and plots are the last seed's.
-    let summary = (n_repeats > 1).then(|| fab_core::seeds::over_seeds(&per_seed));
+    let summary = (n_repeats > 1).then(|| fab_core::seeds::over_seeds(per_seed));
     if let Some(summary) = &summary {
         ev.metrics = summary.iter().map(|(k, (m, _))| (k.clone(), *m)).collect();
         for (k, (m, se)) in summary {
@@ -134,12 +171,12 @@ fn eval_in_pool(
             }
         }
     }
-    if !parts.target.plot_views().is_empty() {
+    if !target.plot_views().is_empty() {
         let panels = [
             ("flow samples", ev.flow_x.view()),
             ("AIS samples (target p)", ev.ais_x.view()),
         ];
-        crate::charts::samples_over_target(&*parts.target, &panels, &run.join("samples.png"))?;
+        crate::charts::samples_over_target(target, &panels, &run.join("samples.png"))?;
     }
     Ok(ev)
 }

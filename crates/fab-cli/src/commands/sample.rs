@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use fab_core::{AnnealTarget, AnnealedSampler};
+use fab_core::distributed::{SplitDensity, SplitFlow};
+use fab_core::{AnnealTarget, AnnealedSampler, Communicator, Flow, LogDensity};
 
 use crate::components::load_trained;
 use crate::components::{load_run_config, Components};
 use crate::pool::in_pool;
+use crate::ranks::together;
 use crate::sample_files::{write_csv, write_dcd, write_npy_table, write_pdb};
 
 /// `fab sample`: flow (or AIS) samples with log q / log weights into a CSV file.
@@ -20,6 +22,7 @@ pub fn sample(
     out: &Path,
     ais: bool,
     seed: u64,
+    comm: &dyn Communicator,
 ) -> Result<()> {
     if n == 0 {
         bail!("-n must be at least 1");
@@ -32,13 +35,16 @@ pub fn sample(
             out.display()
         );
     }
-    let config = load_run_config(run)?;
+    let config = together(comm, || load_run_config(run))?;
     in_pool(config.threads, || {
-        let parts = load_trained(run, &config, checkpoint)?;
-        // Samples, log q and weights, twice over while they are written.
-        let per_sample = 2 * (parts.flow.dim() + 2);
-        fab_core::memory::ensure_f64s_fit("-n", n, per_sample)?;
-        write_samples(parts, &config.target, n, out, ais, seed)
+        let parts = together(comm, || {
+            let parts = load_trained(run, &config, checkpoint)?;
+            // Samples, log q and weights, twice over while they are written.
+            let per_sample = 2 * (parts.flow.dim() + 2);
+            fab_core::memory::ensure_f64s_fit("-n", n, per_sample)?;
+            Ok(parts)
+        })?;
+        write_samples(parts, &config.target, n, out, ais, seed, comm)
     })
 }
 
@@ -50,13 +56,17 @@ fn write_samples(
     out: &Path,
     ais: bool,
     seed: u64,
+    comm: &dyn Communicator,
 ) -> Result<()> {
     let mut rng = fab_core::rng::seeded(seed);
+    // The ranks share the flow and target evaluations; rank 0 writes the file.
+    let flow = SplitFlow::new(&*parts.flow, comm);
+    let target_density = SplitDensity::new(&*parts.target, comm);
     // Flow samples need no AIS run: their weights are log p − log q.
     let (x, log_w) = if ais {
         let batch = parts.ais.run(
-            &*parts.flow,
-            &*parts.target,
+            &flow,
+            &target_density,
             n,
             AnnealTarget::P,
             false,
@@ -64,15 +74,25 @@ fn write_samples(
         )?;
         (batch.x, batch.log_w)
     } else {
-        let (x, log_q) = parts.flow.sample(n, &mut rng)?;
-        let log_p = parts.target.log_prob(x.view())?;
+        let (x, log_q) = flow.sample(n, &mut rng)?;
+        let log_p = target_density.log_prob(x.view())?;
         (x, log_p - log_q)
     };
+    // PDB files carry no log q.
+    let log_q = (!out.extension().is_some_and(|e| e == "pdb"))
+        .then(|| flow.log_prob(x.view()))
+        .transpose()?;
+    if comm.rank() != 0 {
+        return Ok(());
+    }
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
     if ext == "pdb" {
         return write_pdb(target, x.view(), log_w.view(), out);
     }
-    let log_q = parts.flow.log_prob(x.view())?;
+    let log_q = match log_q {
+        Some(log_q) => log_q,
+        None => parts.flow.log_prob(x.view())?,
+    };
     if ext == "dcd" {
         return write_dcd(target, x.view(), log_q.view(), log_w.view(), out);
     }

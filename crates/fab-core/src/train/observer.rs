@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 
 use super::trainer::{IterInfo, Trainer};
-use crate::{AnnealedSampler, Flow, Result, Target};
+use crate::{AnnealedSampler, Communicator, Flow, Result, Target};
 
 /// Context handed to an [`Observer`] after each iteration.
 pub struct TrainContext<'a> {
@@ -14,6 +14,9 @@ pub struct TrainContext<'a> {
     pub flow: &'a dyn Flow,
     /// The sampler (mutable so evaluation AIS can run; evaluations must pass `tune = false`).
     pub sampler: &'a mut dyn AnnealedSampler,
+    /// The ranks sharing the run: evaluations split their work over them, stop decisions must
+    /// be made together ([`Communicator::any`]), and only rank 0 writes files.
+    pub comm: &'a dyn Communicator,
 }
 
 /// Hooks attached to the training loop: logging, evaluation, checkpoints, early stop.
@@ -39,6 +42,7 @@ pub fn run(
     while trainer.iteration < n_iterations {
         let info = trainer.iteration(flow, sampler, target)?;
         let ctx = TrainContext {
+            comm: &*trainer.comm,
             trainer,
             flow: &*flow,
             sampler,

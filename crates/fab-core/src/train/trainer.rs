@@ -1,6 +1,8 @@
 //! The trainer: one FAB (or baseline) iteration at a time, with the optimiser, buffer and
 //! counters it carries between iterations.
 
+use std::sync::Arc;
+
 use ndarray::{Array1, Array2, Axis};
 use serde::Serialize;
 
@@ -11,9 +13,10 @@ use crate::loss::{
 };
 use crate::optim::Adam;
 use crate::weights::{ess, log_z_estimate};
+use crate::distributed::{Local, SplitDensity, SplitFlow};
 use crate::{
-    AisBatch, AnnealTarget, AnnealedSampler, CountingDensity, FabError, FabRng, Flow,
-    PrioritisedBuffer, Result, StepInfo, Target,
+    AisBatch, AnnealTarget, AnnealedSampler, Communicator, CountingDensity, FabError, FabRng,
+    Flow, PrioritisedBuffer, Result, StepInfo, Target,
 };
 
 /// What one iteration did, for logging (one CSV row).
@@ -65,6 +68,8 @@ pub struct Trainer {
     /// Wall time of earlier invocations (from the checkpoint) and the start of this one.
     pub(super) wall_before: f64,
     pub(super) wall_start: Option<std::time::Instant>,
+    /// The ranks sharing the work ([`Local`] unless set with [`Trainer::with_communicator`]).
+    pub(super) comm: Arc<dyn Communicator>,
 }
 
 impl Trainer {
@@ -94,7 +99,21 @@ impl Trainer {
             config,
             wall_before: 0.0,
             wall_start: None,
+            comm: Arc::new(Local),
         })
+    }
+
+    /// Shares the work of every iteration with the other ranks of `comm` (data-parallel FAB:
+    /// each rank runs its share of the AIS chains and of the gradient chunks). All ranks must run
+    /// the same trainer; the result is the same for any number of ranks.
+    pub fn with_communicator(mut self, comm: Arc<dyn Communicator>) -> Self {
+        self.comm = comm;
+        self
+    }
+
+    /// The ranks this trainer shares its work with.
+    pub fn communicator(&self) -> &dyn Communicator {
+        &*self.comm
     }
 
     pub(super) fn goal(&self) -> AnnealTarget {
@@ -112,12 +131,15 @@ impl Trainer {
         target: &dyn Target,
     ) -> Result<()> {
         self.wall_seconds(); // starts the training clock with the fill
-        let counting = CountingDensity::new(target, self.target_evals);
+        let comm = Arc::clone(&self.comm);
+        let split_target = SplitDensity::new(target, &*comm);
+        let counting = CountingDensity::new(&split_target, self.target_evals);
+        let split_flow = SplitFlow::new(flow, &*comm);
         let goal = self.goal();
         if let Some(buffer) = self.buffer.as_mut() {
             while !buffer.can_sample() {
                 let ais = sampler.run(
-                    flow,
+                    &split_flow,
                     &counting,
                     self.config.batch_size,
                     goal,
@@ -184,9 +206,11 @@ impl Trainer {
         sampler: &mut dyn AnnealedSampler,
         target: &dyn Target,
     ) -> Result<IterInfo> {
-        let counting = CountingDensity::new(target, self.target_evals);
+        let comm = Arc::clone(&self.comm);
+        let split_target = SplitDensity::new(target, &*comm);
+        let counting = CountingDensity::new(&split_target, self.target_evals);
         let ais = sampler.run(
-            &*flow,
+            &SplitFlow::new(&*flow, &*comm),
             &counting,
             self.config.batch_size,
             self.goal(),
@@ -199,7 +223,7 @@ impl Trainer {
         let mut steps = Vec::new();
         if self.config.loss == LossKind::FabNoBuffer {
             let c = no_buffer_coefficients(kept.log_w.view());
-            let g = flow.weighted_nll_grad(kept.x.view(), &mut |_| c.clone())?;
+            let g = flow.weighted_nll_grad_across(kept.x.view(), &mut |_| c.clone(), &*comm)?;
             steps.push(self.apply(flow, g.loss, g.grad)?);
         } else {
             let buffer = self
@@ -221,10 +245,14 @@ impl Trainer {
             )?;
             for batch in batches {
                 let mut adjust = Array1::zeros(0);
-                let g = flow.weighted_nll_grad(batch.x.view(), &mut |log_q| {
-                    adjust = log_w_adjust(alpha, log_q, batch.log_q_old.view());
-                    buffer_coefficients(adjust.view(), clip)
-                })?;
+                let g = flow.weighted_nll_grad_across(
+                    batch.x.view(),
+                    &mut |log_q| {
+                        adjust = log_w_adjust(alpha, log_q, batch.log_q_old.view());
+                        buffer_coefficients(adjust.view(), clip)
+                    },
+                    &*comm,
+                )?;
                 steps.push(self.apply(flow, g.loss, g.grad)?);
                 // Adjust with log q of the parameters *before* this step (fab-spec §4.4).
                 self.buffer.as_mut().expect("checked above").adjust(

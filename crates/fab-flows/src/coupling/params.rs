@@ -88,6 +88,17 @@ where
         out
     }
 
+    /// Number of scalar parameters (the length of [`Flow::params`]).
+    pub(super) fn n_params(&self) -> usize {
+        self.named_params()
+            .iter()
+            .map(|(_, p)| match p {
+                Param::M(t) => t.shape().num_elements(),
+                Param::V(t) => t.shape().num_elements(),
+            })
+            .sum()
+    }
+
     /// Flat gradient of all parameters, in [`Flow::params`] order.
     pub(super) fn flat_grad(&self, grads: &Gradients<E, Cpu>) -> Vec<f64> {
         let mut grad = Vec::new();

@@ -2,11 +2,12 @@
 //! reparameterisation gradients, and the flat parameter vector.
 
 use dfdx::prelude::*;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
 use fab_core::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
-use fab_core::{FabError, FabRng, Flow, Result};
+use fab_core::distributed::{ordered_sum, share, Local};
+use fab_core::{Communicator, FabError, FabRng, Flow, Result};
 
 use super::chunks::grad_chunk_count;
 use super::flow::CouplingFlow;
@@ -21,25 +22,51 @@ where
     /// [`Flow::weighted_nll_grad`] over row chunks: the gradient of −Σ c log q / n is summed
     /// over chunks in chunk order. The chunks depend on the batch size alone
     /// ([`grad_chunk_count`]) and both schedules below give the same bits (a taped and an untaped
-    /// pass compute log q alike), so training is the same on any number of threads.
+    /// pass compute log q alike), so training is the same on any number of threads, and, with
+    /// the chunks shared out over the ranks of `comm` and summed by [`ordered_sum`], of ranks.
     ///
     /// The coefficients need log q of the whole batch first. On one thread each chunk's taped
     /// pass is kept until they are known (dfdx tapes cannot move between threads); on several,
     /// log q is first evaluated without a tape (about a third of a taped pass) and each chunk
-    /// then runs its taped pass and backward on its own thread.
+    /// then runs its taped pass and backward on its own thread. Across ranks, each rank's log q
+    /// is all-gathered before the coefficients are computed.
     pub(super) fn weighted_nll_grad_chunked(
         &self,
         x: ArrayView2<f64>,
         coeff: &mut dyn FnMut(ArrayView1<f64>) -> Array1<f64>,
+        comm: &dyn Communicator,
     ) -> Result<WeightedGrad> {
         let n = x.nrows();
         let size = n.div_ceil(grad_chunk_count(n));
-        let chunks: Vec<ArrayView2<f64>> = x.axis_chunks_iter(ndarray::Axis(0), size).collect();
+        let all_chunks: Vec<ArrayView2<f64>> =
+            x.axis_chunks_iter(ndarray::Axis(0), size).collect();
+        let ranks = comm.size();
+        let chunk_counts: Vec<usize> = (0..ranks)
+            .map(|r| share(all_chunks.len(), r, ranks).len())
+            .collect();
+        let row_range = |r: usize| {
+            let c = share(all_chunks.len(), r, ranks);
+            (c.start * size).min(n)..(c.end * size).min(n)
+        };
+        let chunks = &all_chunks[share(all_chunks.len(), comm.rank(), ranks)];
+        let my_rows = row_range(comm.rank());
+        let row_counts: Vec<usize> = (0..ranks).map(|r| row_range(r).len()).collect();
+        let gather = |local: Array1<f64>| -> Array1<f64> {
+            if ranks == 1 {
+                local
+            } else {
+                Array1::from(comm.all_gather_f64(&local.to_vec(), &row_counts))
+            }
+        };
         let scale = E::of(-1.0 / n as f64);
+        // Each part is the chunk's gradient with its loss appended, so one ordered sum adds both.
         let chunk_loss = |lq: V<E, OwnedTape<E, Cpu>>, c: ArrayView1<f64>| {
             let c: V<E> = self.dev.tensor_from_vec(narrow(c), (c.len(),));
             let loss = (lq * c).sum::<(), _>() * scale;
-            (loss.array().wide(), self.flat_grad(&loss.backward()))
+            let value = loss.array().wide();
+            let mut part = self.flat_grad(&loss.backward());
+            part.push(value);
+            part
         };
         let check = |c: &Array1<f64>| {
             if c.len() == n {
@@ -48,46 +75,48 @@ where
                 Err(FabError::shape("loss coefficients", n, c.len()))
             }
         };
-        let (log_q, coefficients, parts) = if rayon::current_num_threads() == 1 || chunks.len() == 1
+        let (log_q, coefficients, parts) = if rayon::current_num_threads() == 1 || chunks.len() <= 1
         {
             let taped: Vec<_> = chunks
                 .iter()
                 .map(|x| self.log_q(self.to_tensor(*x).leaky_trace(), ParamGrads::Accumulate))
                 .collect();
-            let log_q: Array1<f64> = taped.iter().flat_map(|lq| widen(host(lq))).collect();
+            let log_q = gather(taped.iter().flat_map(|lq| widen(host(lq))).collect());
             let coefficients = coeff(log_q.view());
             check(&coefficients)?;
-            let parts: Vec<(f64, Vec<f64>)> = taped
+            let parts: Vec<Vec<f64>> = taped
                 .into_iter()
-                .zip(coefficients.axis_chunks_iter(ndarray::Axis(0), size))
+                .zip(
+                    coefficients
+                        .slice(s![my_rows.clone()])
+                        .axis_chunks_iter(ndarray::Axis(0), size),
+                )
                 .map(|(lq, c)| chunk_loss(lq, c))
                 .collect();
             (log_q, coefficients, parts)
         } else {
-            let log_q = self.log_prob_chunks(&chunks);
+            let log_q = gather(self.log_prob_chunks(chunks));
             let coefficients = coeff(log_q.view());
             check(&coefficients)?;
-            let c_chunks: Vec<ArrayView1<f64>> = coefficients
+            let my_coefficients = coefficients.slice(s![my_rows.clone()]);
+            let c_chunks: Vec<ArrayView1<f64>> = my_coefficients
                 .axis_chunks_iter(ndarray::Axis(0), size)
                 .collect();
-            let parts: Vec<(f64, Vec<f64>)> = chunks
-                .into_par_iter()
+            let parts: Vec<Vec<f64>> = chunks
+                .par_iter()
                 .zip(c_chunks)
                 .map(|(x, c)| {
                     chunk_loss(
-                        self.log_q(self.to_tensor(x).leaky_trace(), ParamGrads::Accumulate),
+                        self.log_q(self.to_tensor(*x).leaky_trace(), ParamGrads::Accumulate),
                         c,
                     )
                 })
                 .collect();
             (log_q, coefficients, parts)
         };
-        let mut loss = 0.0;
-        let mut grad = vec![0.0; parts.first().map_or(0, |(_, g)| g.len())];
-        for (l, g) in parts {
-            loss += l;
-            grad.iter_mut().zip(g).for_each(|(a, b)| *a += b);
-        }
+        let n_params = self.n_params();
+        let mut grad = ordered_sum(comm, &parts, &chunk_counts, n_params + 1);
+        let loss = grad.pop().unwrap_or(f64::NAN);
         Ok(WeightedGrad {
             log_q,
             coefficients,
@@ -120,7 +149,36 @@ where
                 "the batch is empty",
             ));
         }
-        self.weighted_nll_grad_chunked(x, coeff)
+        self.weighted_nll_grad_chunked(x, coeff, &Local)
+    }
+
+    fn weighted_nll_grad_across(
+        &self,
+        x: ArrayView2<f64>,
+        coeff: &mut dyn FnMut(ArrayView1<f64>) -> Array1<f64>,
+        comm: &dyn Communicator,
+    ) -> Result<WeightedGrad> {
+        self.check("flow training batch", &x)?;
+        if x.nrows() == 0 {
+            return Err(FabError::invalid(
+                "flow training batch",
+                "the batch is empty",
+            ));
+        }
+        self.weighted_nll_grad_chunked(x, coeff, comm)
+    }
+
+    fn sample_rows(
+        &self,
+        n: usize,
+        rows: std::ops::Range<usize>,
+        rng: &mut FabRng,
+    ) -> Result<(Array2<f64>, Array1<f64>)> {
+        // All n base samples are drawn, so the random stream advances as in `sample`.
+        let z = self.sample_base(n, rng);
+        let z = z.slice(s![rows, ..]);
+        let (x, log_det) = self.forward(z)?;
+        Ok((x, self.log_base(z) - log_det))
     }
 
     fn reparam_grad(
