@@ -223,7 +223,8 @@ fn main() -> ExitCode {
             iterations,
             warmup,
             threads,
-        } => one_rank("bench").and_then(|()| commands::bench::bench(&config, iterations, warmup, threads)),
+        } => one_rank("bench")
+            .and_then(|()| commands::bench::bench(&config, iterations, warmup, threads)),
         Command::Plot { run } => one_rank("plot").and_then(|()| commands::plot::plot_curves(&run)),
         Command::Compare {
             runs,

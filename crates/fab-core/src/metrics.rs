@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use ndarray::{concatenate, Array1, Array2, Axis};
 use serde::{Deserialize, Serialize};
 
+use crate::distributed::{Local, SplitDensity, SplitFlow};
 use crate::target::WeightedSamples;
 use crate::weights::{ess, log_z_estimate, log_z_group_mae};
-use crate::distributed::{Local, SplitDensity, SplitFlow};
 use crate::{
     AnnealTarget, AnnealedSampler, Communicator, FabRng, Flow, LogDensity, Result, Target,
 };

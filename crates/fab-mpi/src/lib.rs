@@ -1,7 +1,8 @@
-//! fab-rs across processes: fab-core's [`Communicator`](FabCommunicator) over MPI (Open MPI through rsmpi).
+//! fab-rs across processes: fab-core's [`fab_core::Communicator`] over MPI (Open MPI through
+//! rsmpi), behind this crate's `mpi` feature.
 //!
 //! `mpirun -np R fab train --config X` runs R copies of the same program; each creates one
-//! [`Mpi`] at start-up and hands its communicator to the trainer, which then splits the rows of
+//! `Mpi` at start-up and hands its communicator to the trainer, which then splits the rows of
 //! every AIS batch and the gradient chunks of every training batch over the ranks (see
 //! `fab_core::distributed`). Results are the same for any R.
 //!
@@ -9,6 +10,9 @@
 //! MPI call goes through one lock, so no two threads call MPI at once.
 
 #![warn(missing_docs)]
+// Without its `mpi` feature the crate is empty, so that `cargo test --workspace` builds without an
+// MPI library.
+#![cfg(feature = "mpi")]
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -97,9 +101,8 @@ unsafe impl Send for MpiCommunicator {}
 unsafe impl Sync for MpiCommunicator {}
 
 fn count(n: usize) -> Count {
-    Count::try_from(n).unwrap_or_else(|_| {
-        panic!("an MPI message of {n} elements exceeds MPI's 32-bit count")
-    })
+    Count::try_from(n)
+        .unwrap_or_else(|_| panic!("an MPI message of {n} elements exceeds MPI's 32-bit count"))
 }
 
 impl MpiCommunicator {
@@ -154,7 +157,9 @@ impl FabCommunicator for MpiCommunicator {
         // which Open MPI reads as MPI_IN_PLACE.
         let send: Vec<u8> = std::iter::once(0).chain(local.iter().copied()).collect();
         let mut lengths = vec![0 as Count; self.size];
-        self.call(4, |w| w.all_gather_into(&count(send.len()), &mut lengths[..]));
+        self.call(4, |w| {
+            w.all_gather_into(&count(send.len()), &mut lengths[..])
+        });
         let displs: Vec<Count> = lengths
             .iter()
             .scan(0, |acc, &c| {

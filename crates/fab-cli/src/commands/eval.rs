@@ -36,7 +36,15 @@ pub fn eval(
     }
     let config = together(comm, || load_run_config(run))?;
     in_pool(config.threads, || {
-        eval_in_pool(run, &config, checkpoint, n_samples, seeds, ground_truth, comm)
+        eval_in_pool(
+            run,
+            &config,
+            checkpoint,
+            n_samples,
+            seeds,
+            ground_truth,
+            comm,
+        )
     })
 }
 
@@ -54,7 +62,10 @@ fn eval_in_pool(
     let root = comm.rank() == 0;
     let ground_truth = ground_truth.filter(|_| root);
     let (truth, mut parts) = together(comm, || {
-        Ok((load_truth(run, config, ground_truth)?, load_trained(run, config, checkpoint)?))
+        Ok((
+            load_truth(run, config, ground_truth)?,
+            load_trained(run, config, checkpoint)?,
+        ))
     })?;
     let eval_config = EvalConfig {
         n_samples: n_samples.unwrap_or(config.eval.n_samples),

@@ -64,14 +64,9 @@ fn write_samples(
     let target_density = SplitDensity::new(&*parts.target, comm);
     // Flow samples need no AIS run: their weights are log p − log q.
     let (x, log_w) = if ais {
-        let batch = parts.ais.run(
-            &flow,
-            &target_density,
-            n,
-            AnnealTarget::P,
-            false,
-            &mut rng,
-        )?;
+        let batch = parts
+            .ais
+            .run(&flow, &target_density, n, AnnealTarget::P, false, &mut rng)?;
         (batch.x, batch.log_w)
     } else {
         let (x, log_q) = flow.sample(n, &mut rng)?;
@@ -79,7 +74,9 @@ fn write_samples(
         (x, log_p - log_q)
     };
     // PDB files carry no log q.
-    let log_q = (!out.extension().is_some_and(|e| e == "pdb"))
+    let log_q = out
+        .extension()
+        .is_none_or(|e| e != "pdb")
         .then(|| flow.log_prob(x.view()))
         .transpose()?;
     if comm.rank() != 0 {

@@ -112,4 +112,3 @@ impl Flow for SplitFlow<'_> {
         self.inner.param_layout()
     }
 }
-

@@ -7,16 +7,16 @@ use ndarray::{Array1, Array2, Axis};
 use serde::Serialize;
 
 use super::config::{LossKind, TrainConfig};
+use crate::distributed::{Local, SplitDensity, SplitFlow};
 use crate::loss::{
     alpha2_nis_coefficients, buffer_coefficients, log_w_adjust, no_buffer_coefficients,
     reverse_kl_coefficients,
 };
 use crate::optim::Adam;
 use crate::weights::{ess, log_z_estimate};
-use crate::distributed::{Local, SplitDensity, SplitFlow};
 use crate::{
-    AisBatch, AnnealTarget, AnnealedSampler, Communicator, CountingDensity, FabError, FabRng,
-    Flow, PrioritisedBuffer, Result, StepInfo, Target,
+    AisBatch, AnnealTarget, AnnealedSampler, Communicator, CountingDensity, FabError, FabRng, Flow,
+    PrioritisedBuffer, Result, StepInfo, Target,
 };
 
 /// What one iteration did, for logging (one CSV row).

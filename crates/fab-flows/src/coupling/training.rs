@@ -5,8 +5,8 @@ use dfdx::prelude::*;
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
-use fab_core::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
 use fab_core::distributed::{ordered_sum, share, Local};
+use fab_core::flow::{ReparamCoefficients, ReparamGrad, WeightedGrad};
 use fab_core::{Communicator, FabError, FabRng, Flow, Result};
 
 use super::chunks::grad_chunk_count;
@@ -38,8 +38,7 @@ where
     ) -> Result<WeightedGrad> {
         let n = x.nrows();
         let size = n.div_ceil(grad_chunk_count(n));
-        let all_chunks: Vec<ArrayView2<f64>> =
-            x.axis_chunks_iter(ndarray::Axis(0), size).collect();
+        let all_chunks: Vec<ArrayView2<f64>> = x.axis_chunks_iter(ndarray::Axis(0), size).collect();
         let ranks = comm.size();
         let chunk_counts: Vec<usize> = (0..ranks)
             .map(|r| share(all_chunks.len(), r, ranks).len())
