@@ -4,12 +4,11 @@
 //! samples, and results.json / results.md with the Ramachandran plots (one per residue).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::{fmt, read_json, run, run_peak_mib, train_and_eval};
+use crate::{fmt, read_json, run, run_peak_mib, train_and_eval, Fab};
 
 /// Rows of the table that describe the whole molecule (the others are per residue).
 const MOLECULE_ROWS: &[&str] = &[
@@ -118,7 +117,7 @@ const ROWS: &[(&str, &str)] = &[
 pub fn reproduce(
     name: &str,
     root: &Path,
-    fab: &Path,
+    fab: &Fab,
     config: &Path,
     results: &Path,
     profile: &str,
@@ -130,7 +129,8 @@ pub fn reproduce(
         .join("results/ground-truth")
         .join(profile.strip_suffix("-medium").unwrap_or(profile));
     let started = Instant::now();
-    run(Command::new(fab)
+    run(fab
+        .one()
         .current_dir(root)
         .args(["md", "--reuse", "--config"])
         .arg(config)
@@ -145,7 +145,8 @@ pub fn reproduce(
         ground_truth.display().to_string(),
     ];
     let r = train_and_eval(root, fab, config, &run_dir, eval_samples, &[], &gt_arg)?;
-    run(Command::new(fab)
+    run(fab
+        .one()
         .current_dir(root)
         .args(["sample", "-n", "100", "--run"])
         .arg(&run_dir)

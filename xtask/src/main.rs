@@ -49,7 +49,36 @@ enum Cmd {
         /// every metric as mean ± standard error over them, as fab-jax does (5 seeds).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
         seeds: u64,
+        /// Train and evaluate on R MPI ranks (`mpirun -np R`; fab built with `--features mpi`,
+        /// Open MPI installed). Results are the same as on one process.
+        #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..))]
+        mpi: Option<u32>,
     },
+}
+
+/// The `fab` binary and how to start it: training and evaluation on `ranks` MPI ranks if given.
+pub(crate) struct Fab {
+    path: PathBuf,
+    ranks: Option<u32>,
+}
+
+impl Fab {
+    /// `fab` for a command that shares its work over the ranks (train, eval).
+    pub(crate) fn shared(&self) -> Command {
+        match self.ranks {
+            None => Command::new(&self.path),
+            Some(r) => {
+                let mut c = Command::new("mpirun");
+                c.args(["-np", &r.to_string()]).arg(&self.path);
+                c
+            }
+        }
+    }
+
+    /// `fab` for a one-process command (md, sample, plot).
+    pub(crate) fn one(&self) -> Command {
+        Command::new(&self.path)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -163,7 +192,7 @@ pub(crate) fn read_json(p: &Path) -> Result<serde_json::Value> {
 /// Trains (resuming an existing checkpoint) and evaluates one run with the `fab` binary.
 pub(crate) fn train_and_eval(
     root: &Path,
-    fab: &Path,
+    fab: &Fab,
     config: &Path,
     run_dir: &Path,
     eval_samples: Option<usize>,
@@ -171,7 +200,7 @@ pub(crate) fn train_and_eval(
     eval_args: &[String],
 ) -> Result<RunResult> {
     let started = Instant::now();
-    let mut train = Command::new(fab);
+    let mut train = fab.shared();
     train
         .current_dir(root)
         .args(["train", "--config"])
@@ -186,7 +215,7 @@ pub(crate) fn train_and_eval(
     run(&mut train)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let mut eval = Command::new(fab);
+    let mut eval = fab.shared();
     eval.current_dir(root).args(["eval", "--run"]).arg(run_dir);
     if let Some(n) = eval_samples {
         eval.args(["--n-samples", &n.to_string()]);
@@ -201,6 +230,7 @@ pub(crate) fn train_and_eval(
     })
 }
 
+#[allow(clippy::too_many_arguments)] // one per command-line option
 fn reproduce(
     benchmark: Benchmark,
     quick: bool,
@@ -209,6 +239,7 @@ fn reproduce(
     eval_samples: Option<usize>,
     methods: Vec<Method>,
     seeds: u64,
+    mpi: Option<u32>,
 ) -> Result<()> {
     let root = workspace_root();
     let name = match benchmark {
@@ -255,14 +286,22 @@ fn reproduce(
     std::fs::create_dir_all(&results)?;
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo)
+    let mut build = Command::new(&cargo);
+    build
         .current_dir(&root)
-        .args(["build", "--release", "-p", "fab-cli"]))?;
+        .args(["build", "--release", "-p", "fab-cli"]);
+    if mpi.is_some() {
+        build.args(["--features", "mpi"]);
+    }
+    run(&mut build)?;
     // Where cargo put the binary: CARGO_TARGET_DIR (relative to the workspace root) or target/.
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| "target".into());
-    let fab = root.join(target_dir).join("release/fab");
+    let fab = Fab {
+        path: root.join(target_dir).join("release/fab"),
+        ranks: mpi,
+    };
     let config_rel = config
         .strip_prefix(&root)
         .unwrap_or(&config)
@@ -458,7 +497,7 @@ const ROWS: &[(&str, &str, &str)] = &[
 #[allow(clippy::too_many_arguments)] // the reproduce call's context, passed through
 fn seeds_report(
     root: &Path,
-    fab: &Path,
+    fab: &Fab,
     config: &Path,
     results: &Path,
     eval_samples: Option<usize>,
@@ -567,6 +606,16 @@ fn main() -> Result<()> {
             eval_samples,
             method,
             seeds,
-        } => reproduce(benchmark, quick, medium, out, eval_samples, method, seeds),
+            mpi,
+        } => reproduce(
+            benchmark,
+            quick,
+            medium,
+            out,
+            eval_samples,
+            method,
+            seeds,
+            mpi,
+        ),
     }
 }
