@@ -66,19 +66,6 @@ impl Flow for SplitFlow<'_> {
         Ok((all.slice(s![.., ..d]).to_owned(), all.column(d).to_owned()))
     }
 
-    fn sample_rows(
-        &self,
-        n: usize,
-        rows: std::ops::Range<usize>,
-        rng: &mut FabRng,
-    ) -> Result<(Array2<f64>, Array1<f64>)> {
-        let (x, log_q) = self.sample(n, rng)?;
-        Ok((
-            x.slice(s![rows.clone(), ..]).to_owned(),
-            log_q.slice(s![rows]).to_owned(),
-        ))
-    }
-
     fn weighted_nll_grad(
         &self,
         x: ArrayView2<f64>,
