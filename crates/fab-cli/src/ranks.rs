@@ -28,9 +28,21 @@ impl Ranks {
             })
         }
         #[cfg(not(feature = "mpi"))]
-        Ok(Self {
-            comm: Arc::new(fab_core::distributed::Local),
-        })
+        {
+            // Started by mpirun but built without MPI: every copy would be a run of its own, all
+            // writing the same run directory.
+            let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok());
+            if let Some(r) = ranks.filter(|&r| r > 1) {
+                anyhow::bail!(
+                    "started as one of {r} MPI ranks, but this fab was built without MPI: build it with `--features mpi` (docs/distributed.md)"
+                );
+            }
+            Ok(Self {
+                comm: Arc::new(fab_core::distributed::Local),
+            })
+        }
     }
 
     /// Reports a failed command and gives the exit code. A failure every rank saw together

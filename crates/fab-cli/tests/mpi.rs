@@ -130,16 +130,22 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// Trains `config` on 1, 2 and 3 ranks and checks that logs, evaluations and flow agree bit for
-/// bit, then that `fab sample` on 3 ranks writes the file one process writes.
-fn same_bits_on_1_2_3_ranks(transport: Transport, config: impl Fn(&Path) -> String) {
+/// Trains `config` on 1 to `max_ranks` ranks and checks that logs, evaluations and flow agree
+/// bit for bit, then that `fab sample` on 3 ranks writes the file one process writes.
+fn same_bits_on_1_to_n_ranks(
+    transport: Transport,
+    max_ranks: usize,
+    config: impl Fn(&Path) -> String,
+) {
     let tmp = tempfile::tempdir().unwrap();
-    let runs: Vec<PathBuf> = (1..=3).map(|r| tmp.path().join(format!("r{r}"))).collect();
-    for (ranks, run) in (1..=3).zip(&runs) {
+    let runs: Vec<PathBuf> = (1..=max_ranks)
+        .map(|r| tmp.path().join(format!("r{r}")))
+        .collect();
+    for (ranks, run) in (1..=max_ranks).zip(&runs) {
         let cfg = write(tmp.path(), &format!("c{ranks}.ron"), &config(run));
         train(ranks, transport, &cfg, run, false);
     }
-    for (ranks, run) in (2..=3).zip(&runs[1..]) {
+    for (ranks, run) in (2..=max_ranks).zip(&runs[1..]) {
         assert_eq!(
             metrics(&runs[0]),
             metrics(run),
@@ -183,13 +189,14 @@ fn same_bits_on_1_2_3_ranks(transport: Transport, config: impl Fn(&Path) -> Stri
 }
 
 #[test]
-fn gmm_gives_the_same_bits_on_1_2_3_ranks_over_tcp() {
-    same_bits_on_1_2_3_ranks(Transport::Tcp, |run| tiny_gmm(run, 4));
+fn gmm_gives_the_same_bits_on_1_to_4_ranks_over_tcp() {
+    // Four ranks for three gradient chunks: one rank holds none.
+    same_bits_on_1_to_n_ranks(Transport::Tcp, 4, |run| tiny_gmm(run, 4));
 }
 
 #[test]
 fn alanine_gives_the_same_bits_on_1_2_3_ranks_over_shared_memory() {
-    same_bits_on_1_2_3_ranks(Transport::SharedMemory, |run| tiny_alanine(run, 3));
+    same_bits_on_1_to_n_ranks(Transport::SharedMemory, 3, |run| tiny_alanine(run, 3));
 }
 
 #[test]
@@ -281,4 +288,45 @@ fn an_error_every_rank_sees_is_reported_once() {
         "{err}"
     );
     assert!(err.contains("bach_size"), "{err}");
+}
+
+#[test]
+fn a_file_only_some_ranks_can_read_stops_every_rank_with_one_message() {
+    // Rank 0 gets a readable config, ranks 1 and 2 a path that does not exist (as on a host
+    // without the file): every rank stops, one message names the failed rank and the file.
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let good = write(tmp.path(), "good.ron", &tiny_gmm(&run, 2));
+    let missing = tmp.path().join("missing.ron");
+    let out = Command::new("timeout")
+        .args([
+            "120",
+            "mpirun",
+            "--oversubscribe",
+            "-np",
+            "1",
+            env!("CARGO_BIN_EXE_fab"),
+        ])
+        .args(["train", "--config"])
+        .arg(&good)
+        .args([
+            ":",
+            "-np",
+            "2",
+            env!("CARGO_BIN_EXE_fab"),
+            "train",
+            "--config",
+        ])
+        .arg(&missing)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert_ne!(out.status.code(), Some(124), "timed out (a hang): {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("missing.ron")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("rank 1"), "{err}");
+    assert!(!run.join("checkpoint.safetensors").exists());
 }
