@@ -48,6 +48,13 @@ pub struct RealNvpConfig {
     /// biases, fresh per layer) or `FabJax` (LeCun-normal weights, zero biases, one pair of
     /// couplings drawn and copied to every pair).
     pub init: Init,
+    /// Rows per chunk of a training batch's parameter gradient (default 256). The chunks are
+    /// fixed by the batch size and this setting, never by threads or MPI ranks, and summed in
+    /// order, so results do not depend on either; but changing it changes the result's bits. On
+    /// many MPI ranks a batch uses at most ⌈batch / rows⌉ ranks for its gradient steps: smaller
+    /// chunks let more ranks share them, at the cost of smaller GEMMs and one parameter-sized
+    /// gradient per chunk held in memory.
+    pub gradient_chunk_rows: usize,
 }
 
 impl Default for RealNvpConfig {
@@ -63,6 +70,7 @@ impl Default for RealNvpConfig {
             roll: false,
             act_norm: false,
             init: Init::Torch,
+            gradient_chunk_rows: 256,
         }
     }
 }
@@ -110,6 +118,7 @@ where
                 "n_layers and hidden_units_per_dim (or hidden_units) must be positive",
             ));
         }
+        crate::coupling::check_gradient_chunk_rows(config.gradient_chunk_rows)?;
         let dev = dfdx::prelude::Cpu::default();
         let mut rng = fab_core::rng::seeded(config.init_seed);
         let mut layers: Vec<Coupling<E>> = (0..config.n_layers)
@@ -162,6 +171,7 @@ where
             layers,
             relative_angles: None,
             engine: Default::default(),
+            gradient_chunk_rows: config.gradient_chunk_rows,
         })
     }
 }

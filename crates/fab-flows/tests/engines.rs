@@ -188,6 +188,42 @@ fn chunked_training_gradient_on_two_threads_equals_one_pass() {
 }
 
 #[test]
+fn smaller_gradient_chunks_change_the_gradient_only_by_rounding() {
+    // gradient_chunk_rows sets how many chunk gradients are summed (300 rows: 1 chunk at 512,
+    // 2 at 256, 6 at 50): the same gradient up to rounding, and each setting bit-stable.
+    let x = common::points(300, 1, 4, &[]);
+    let coeff = |lq: ndarray::ArrayView1<f64>| lq.mapv(|v| 1.0 + 0.01 * v);
+    let grad = |rows: usize| {
+        let config = RealNvpConfig {
+            n_layers: 3,
+            hidden_units_per_dim: 4,
+            gradient_chunk_rows: rows,
+            ..Default::default()
+        };
+        let mut flow = CouplingFlow::<f64>::real_nvp(4, &config).unwrap();
+        perturb(&mut flow, 0.3, 8);
+        flow.weighted_nll_grad(x.view(), &mut |lq| coeff(lq))
+            .unwrap()
+    };
+    let whole = grad(512);
+    for rows in [256, 50] {
+        let g = grad(rows);
+        let e = rel_err(&g.grad, &whole.grad);
+        assert!(e < 1e-12, "{rows}-row chunks: gradient differs by {e:e}");
+        assert!((g.loss - whole.loss).abs() < 1e-12 * whole.loss.abs().max(1.0));
+        assert_eq!(g.grad, grad(rows).grad, "{rows}-row chunks not bit-stable");
+    }
+    let config = RealNvpConfig {
+        gradient_chunk_rows: 0,
+        ..Default::default()
+    };
+    let err = CouplingFlow::<f64>::real_nvp(4, &config)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gradient_chunk_rows"), "{err}");
+}
+
+#[test]
 fn empty_batches_give_empty_results_on_both_engines() {
     let config = SplineFlowConfig {
         n_layers: 2,

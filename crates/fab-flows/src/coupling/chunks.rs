@@ -13,21 +13,30 @@ fn chunk_count(n: usize) -> usize {
     rayon::current_num_threads().min(n / MIN_CHUNK_ROWS).max(1)
 }
 
-/// Rows per chunk of a parameter-gradient sum, about.
-const GRAD_CHUNK_ROWS: usize = 256;
-
-/// How many chunks the parameter gradient of a batch of `n` rows is summed over: a function of
-/// `n` only, because each chunk's gradient (a GEMM over its rows) rounds differently when the
-/// rows are split differently. Per-row results (log q, ∇ₓ log q) do not depend on the chunking,
-/// so [`chunk_count`] may follow the thread count. One chunk below 256 rows (small flows are
-/// overhead-bound: splitting a batch of 200 cost 19 % of a GMM iteration on one thread), then
-/// at least two (so two threads share the work), about 256 rows each.
-pub(super) fn grad_chunk_count(n: usize) -> usize {
-    if n < GRAD_CHUNK_ROWS {
+/// How many chunks the parameter gradient of a batch of `n` rows is summed over, for chunks of
+/// about `rows` rows: a function of `n` and the flow's setting only, because each chunk's
+/// gradient (a GEMM over its rows) rounds differently when the rows are split differently.
+/// Per-row results (log q, ∇ₓ log q) do not depend on the chunking, so [`chunk_count`] may
+/// follow the thread count. One chunk below `rows` rows (small flows are overhead-bound:
+/// splitting a batch of 200 cost 19 % of a GMM iteration on one thread), then at least two (so
+/// two threads share the work).
+pub(super) fn grad_chunk_count(n: usize, rows: usize) -> usize {
+    if n < rows {
         1
     } else {
-        n.div_ceil(GRAD_CHUNK_ROWS).max(2)
+        n.div_ceil(rows).max(2)
     }
+}
+
+/// Refuses a chunk size of 0 (the flow settings' `gradient_chunk_rows`).
+pub(crate) fn check_gradient_chunk_rows(rows: usize) -> fab_core::Result<()> {
+    if rows == 0 {
+        return Err(fab_core::FabError::invalid(
+            "flow.gradient_chunk_rows",
+            "must be at least 1 (default 256)",
+        ));
+    }
+    Ok(())
 }
 
 /// Work on one row chunk: (rows, their log q, their gradient rows if asked).

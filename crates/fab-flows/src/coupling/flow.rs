@@ -36,6 +36,8 @@ pub struct CouplingFlow<E: Real = f64> {
     pub(crate) relative_angles: Option<RelativeAngles<E>>,
     /// How the layers are computed.
     pub(crate) engine: Engine,
+    /// Rows per chunk of the parameter gradient (see [`super::chunks::grad_chunk_count`]).
+    pub(crate) gradient_chunk_rows: usize,
 }
 
 impl<E: Real> CouplingFlow<E>

@@ -24,6 +24,7 @@ mod log_density;
 mod params;
 mod training;
 
+pub(crate) use chunks::check_gradient_chunk_rows;
 pub use engine::Engine;
 pub use flow::CouplingFlow;
 pub(crate) use layer::{Coupling, SplinePart, Transform};

@@ -37,7 +37,7 @@ where
         comm: &dyn Communicator,
     ) -> Result<WeightedGrad> {
         let n = x.nrows();
-        let size = n.div_ceil(grad_chunk_count(n));
+        let size = n.div_ceil(grad_chunk_count(n, self.gradient_chunk_rows));
         let all_chunks: Vec<ArrayView2<f64>> = x.axis_chunks_iter(ndarray::Axis(0), size).collect();
         let ranks = comm.size();
         let chunk_counts: Vec<usize> = (0..ranks)

@@ -54,6 +54,13 @@ pub struct SplineFlowConfig {
     pub shared_axis_angles: SharedAxisAngles,
     /// Hidden activation of the conditioners: `Relu` (default, fab-torch) or `Gelu` (fab-jax).
     pub activation: Activation,
+    /// Rows per chunk of a training batch's parameter gradient (default 256). The chunks are
+    /// fixed by the batch size and this setting, never by threads or MPI ranks, and summed in
+    /// order, so results do not depend on either; but changing it changes the result's bits. On
+    /// many MPI ranks a batch uses at most ⌈batch / rows⌉ ranks for its gradient steps: smaller
+    /// chunks let more ranks share them, at the cost of smaller GEMMs and one parameter-sized
+    /// gradient per chunk held in memory.
+    pub gradient_chunk_rows: usize,
 }
 
 /// Which torsions sharing a rotation axis a spline flow models relative to each other (the
@@ -114,6 +121,7 @@ impl Default for SplineFlowConfig {
             relative_angles: Vec::new(),
             shared_axis_angles: SharedAxisAngles::Off,
             activation: Activation::Relu,
+            gradient_chunk_rows: 256,
         }
     }
 }
@@ -138,6 +146,7 @@ where
                 "n_layers and hidden_units must be positive, bins at least 2",
             ));
         }
+        crate::coupling::check_gradient_chunk_rows(config.gradient_chunk_rows)?;
         let c = &config.spline;
         if !(c.bound > 0.0)
             || !(c.min_bin > 0.0 && c.min_bin * c.bins as f64 <= 0.5)
@@ -233,6 +242,7 @@ where
             layers,
             relative_angles,
             engine: Default::default(),
+            gradient_chunk_rows: config.gradient_chunk_rows,
         })
     }
 }
