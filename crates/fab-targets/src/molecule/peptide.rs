@@ -42,6 +42,29 @@ pub enum PeptideError {
         /// The underlying error.
         source: TopologyError,
     },
+    /// A bond of the topology has a length in the structure far from its equilibrium length:
+    /// atoms listed in another order than the topology's, or a broken structure.
+    #[error(
+        "{coordinates}: the bond between atom {i} ({name_i}) and atom {j} ({name_j}) of {prmtop} is {length:.3} Å long, its equilibrium length {r0:.3} Å: the structure must list the topology's atoms in its order, with sensible positions"
+    )]
+    BondLength {
+        /// The structure file.
+        coordinates: String,
+        /// The topology file.
+        prmtop: String,
+        /// 1-based atom numbers and names of the bond.
+        i: usize,
+        /// Name of atom i in the topology.
+        name_i: String,
+        /// Second atom (1-based).
+        j: usize,
+        /// Name of atom j in the topology.
+        name_j: String,
+        /// Length in the structure (Å; NaN if a coordinate is not finite).
+        length: f64,
+        /// Equilibrium length in the force field (Å).
+        r0: f64,
+    },
     /// The structure and the topology disagree on the atom count.
     #[error("{coordinates} has {got} atoms, {prmtop} has {expected}")]
     AtomCount {
@@ -55,6 +78,10 @@ pub enum PeptideError {
         expected: usize,
     },
 }
+
+/// How far (Å) a bond of a reference structure may be from its equilibrium length: thermal
+/// fluctuations are about 0.05 Å, an atom in another atom's place is off by 1 Å or more.
+const MAX_BOND_STRETCH: f64 = 0.5;
 
 /// A molecule's topology and reference structure, from which its target is built.
 #[derive(Debug, Clone)]
@@ -121,6 +148,28 @@ impl Peptide {
                 got: reference.len(),
                 expected: topology.n_atoms(),
             });
+        }
+        // Atoms in another order (or a broken structure) show as bonds of absurd length; the
+        // target would otherwise train on a molecule the topology does not describe.
+        for bond in &topology.bonds {
+            let [i, j] = bond.atoms;
+            let length = 10.0
+                * (0..3)
+                    .map(|a| (reference[i][a] - reference[j][a]).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+            if !((length - bond.r0).abs() <= MAX_BOND_STRETCH) {
+                return Err(PeptideError::BondLength {
+                    coordinates: coordinates_origin.into(),
+                    prmtop: prmtop_origin.into(),
+                    i: i + 1,
+                    name_i: topology.atom_names[i].trim().into(),
+                    j: j + 1,
+                    name_j: topology.atom_names[j].trim().into(),
+                    length,
+                    r0: bond.r0,
+                });
+            }
         }
         Ok(Self {
             topology,
@@ -239,6 +288,60 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
         assert!(worst <= 5.1e-5, "largest difference {worst} nm");
+    }
+
+    #[test]
+    fn a_structure_with_atoms_in_another_order_is_refused_naming_a_bond() {
+        let lines: Vec<&str> = crate::molecule::ALANINE_TETRAPEPTIDE_PDB.lines().collect();
+        let atoms: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].starts_with("ATOM") || lines[i].starts_with("HETATM"))
+            .collect();
+        for (a, b) in [(0, 1), (1, 4)] {
+            let mut swapped = lines.clone();
+            swapped.swap(atoms[a], atoms[b]);
+            let err = Peptide::from_text(
+                crate::molecule::ALANINE_TETRAPEPTIDE_PRMTOP,
+                "tetra.prmtop",
+                &swapped.join("\n"),
+                "swapped.pdb",
+                "x",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("swapped.pdb") && err.contains("tetra.prmtop") && err.contains("bond"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_all_zero_amber_structure_is_refused_naming_the_file_and_a_bond() {
+        let zeros: String = crate::molecule::ALANINE_DIPEPTIDE_CRD
+            .lines()
+            .enumerate()
+            .map(|(k, l)| {
+                if k < 2 {
+                    l.to_string()
+                } else {
+                    "   0.0000000".repeat(l.len() / 12)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let err = Peptide::from_text(
+            crate::molecule::ALANINE_DIPEPTIDE_PRMTOP,
+            "di.prmtop",
+            &zeros,
+            "zeros.crd",
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("zeros.crd") && err.contains("0.000 Å long"),
+            "{err}"
+        );
     }
 
     #[test]
