@@ -148,7 +148,7 @@ pub fn reproduce(
     run(fab
         .one()
         .current_dir(root)
-        .args(["sample", "-n", "100", "--run"])
+        .args(["sample", "--force", "-n", "100", "--run"])
         .arg(&run_dir)
         .arg("--out")
         .arg(results.join("flow-samples.pdb")))?;

@@ -107,6 +107,10 @@ enum Command {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Replace --out if it exists (never a file of a run directory: its checkpoint, config or
+        /// logs).
+        #[arg(long)]
+        force: bool,
     },
     /// Ground-truth MD of alanine dipeptide (temperature replica exchange) from a config's
     /// `target.ground_truth` section: frames as .npy and as a DCD trajectory (frames.dcd with
@@ -217,7 +221,8 @@ fn main() -> ExitCode {
             out,
             ais,
             seed,
-        } => commands::sample::sample(&run, checkpoint.as_ref(), n, &out, ais, seed, &*comm),
+            force,
+        } => commands::sample::sample(&run, checkpoint.as_ref(), n, &out, ais, seed, force, &*comm),
         Command::Bench {
             config,
             iterations,

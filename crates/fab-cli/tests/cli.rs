@@ -604,3 +604,31 @@ fn sizes_beyond_memory_are_refused_with_the_setting_named() {
     assert_clean_failure(&sample("10", &out), &["s.xyz", ".csv"]);
     assert!(!out.exists());
 }
+
+#[test]
+fn sample_never_replaces_a_run_file_and_asks_before_replacing_any_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let cfg = write_config(tmp.path(), "c.ron", &tiny_config(&run, 2, 2));
+    assert!(fab(&["train", "--config", cfg.to_str().unwrap()])
+        .status
+        .success());
+    let log = std::fs::read(run.join("metrics.csv")).unwrap();
+    let sample = |out: &Path, force: bool| {
+        let mut args = vec!["sample", "--run", run.to_str().unwrap(), "-n", "5"];
+        args.extend(["--out", out.to_str().unwrap()]);
+        if force {
+            args.push("--force");
+        }
+        fab(&args)
+    };
+    for force in [false, true] {
+        let o = sample(&run.join("metrics.csv"), force);
+        assert_clean_failure(&o, &["metrics.csv", "run directory"]);
+    }
+    assert_eq!(std::fs::read(run.join("metrics.csv")).unwrap(), log);
+    let out = tmp.path().join("s.csv");
+    assert!(sample(&out, false).status.success());
+    assert_clean_failure(&sample(&out, false), &["s.csv", "--force"]);
+    assert!(sample(&out, true).status.success());
+}

@@ -22,11 +22,13 @@ pub fn sample(
     out: &Path,
     ais: bool,
     seed: u64,
+    force: bool,
     comm: &dyn Communicator,
 ) -> Result<()> {
     if n == 0 {
         bail!("-n must be at least 1");
     }
+    check_output(out, force)?;
     // Checked before any sampling: the format follows the file name.
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
     if !matches!(ext, "csv" | "npy" | "pdb" | "dcd") {
@@ -46,6 +48,46 @@ pub fn sample(
         })?;
         write_samples(parts, &config.target, n, out, ais, seed, comm)
     })
+}
+
+/// The files a run directory holds that `fab sample --out` must never replace.
+const RUN_FILES: [&str; 8] = [
+    "checkpoint.safetensors",
+    "config.ron",
+    "metrics.csv",
+    "eval.jsonl",
+    "eval.json",
+    "train_summary.json",
+    "curves.png",
+    "ess_vs_time.png",
+];
+
+/// Refuses an output that would replace a run's own file, or any existing file without
+/// `--force`.
+fn check_output(out: &Path, force: bool) -> Result<()> {
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let in_a_run = out
+        .parent()
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
+        .is_some_and(|d| {
+            d.join("checkpoint.safetensors").exists() || d.join("config.ron").exists()
+        });
+    if in_a_run && RUN_FILES.contains(&name) {
+        bail!(
+            "--out {}: that is a file of the run directory; write the samples elsewhere",
+            out.display()
+        );
+    }
+    if out.exists() && !force {
+        bail!("--out {} exists; pass --force to replace it", out.display());
+    }
+    Ok(())
 }
 
 /// `fab sample` with the run loaded: draws the samples and writes them to `out`.
