@@ -47,6 +47,13 @@ pub fn cut_logs(run_dir: &Path, iteration: u64) -> Result<()> {
         let mut lines = complete_lines(&text);
         match lines.next() {
             Some(header) => {
+                let expected = metrics_header()?;
+                if header != expected {
+                    anyhow::bail!(
+                        "{} does not start with a training log's header (`{expected}`): it is not this run's log, and rows appended to it could not be read; move it away to resume (the checkpoint is intact)",
+                        metrics.display()
+                    );
+                }
                 let fields = header.split(',').count();
                 let rows = lines.filter(|l| {
                     l.split(',').count() == fields
@@ -73,6 +80,15 @@ pub fn cut_logs(run_dir: &Path, iteration: u64) -> Result<()> {
         rewrite(&evals, &kept)?;
     }
     Ok(())
+}
+
+/// The header line `fab train` writes to metrics.csv (the fields of one logged iteration).
+fn metrics_header() -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.serialize(fab_core::train::IterInfo::default())?;
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Ok(text.lines().next().unwrap_or_default().to_string())
 }
 
 fn read_if_exists(path: &Path) -> Result<Option<String>> {

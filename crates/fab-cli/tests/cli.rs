@@ -632,3 +632,25 @@ fn sample_never_replaces_a_run_file_and_asks_before_replacing_any_file() {
     assert_clean_failure(&sample(&out, false), &["s.csv", "--force"]);
     assert!(sample(&out, true).status.success());
 }
+
+#[test]
+fn resume_refuses_a_metrics_log_that_is_not_the_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let two = write_config(tmp.path(), "two.ron", &tiny_config(&run, 2, 2));
+    let four = write_config(tmp.path(), "four.ron", &tiny_config(&run, 4, 2));
+    assert!(fab(&["train", "--config", two.to_str().unwrap()])
+        .status
+        .success());
+    std::fs::write(run.join("metrics.csv"), "not,a,log\n1,2,3\n").unwrap();
+    let o = fab(&["train", "--config", four.to_str().unwrap(), "--resume"]);
+    assert_clean_failure(&o, &["metrics.csv", "header"]);
+    // Nothing was appended, and the checkpoint still resumes once the log is moved away.
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.csv")).unwrap(),
+        "not,a,log\n1,2,3\n"
+    );
+    std::fs::remove_file(run.join("metrics.csv")).unwrap();
+    let o = fab(&["train", "--config", four.to_str().unwrap(), "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
