@@ -420,3 +420,40 @@ fn md_train_eval_and_pdb_of_a_peptide_per_residue() {
     let angles: ndarray::Array2<f64> = ndarray_npy::read_npy(gt.join("phi_psi.npy")).unwrap();
     assert_eq!(angles.dim(), (10, 2));
 }
+
+#[test]
+fn md_stops_on_sigterm_during_equilibration_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    // 1,000 ps of equilibration: hours unless the signal is honoured.
+    let text = tiny_config(&run, 1.0).replace("equilibration: 1.0", "equilibration: 1000.0");
+    let cfg = dir.path().join("md.ron");
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("md");
+    let child = Command::new(env!("CARGO_BIN_EXE_fab"))
+        .args([
+            "md",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let sent = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        sent.elapsed().as_secs_f64() < 10.0,
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert!(err.contains("interrupted"), "{err}");
+}

@@ -148,7 +148,10 @@ pub fn run(md: &ReplicaExchangeConfig, molecule: &Molecule, out: &Path) -> Resul
         acceptance.iter().map(|a| (a * 100.0).round() / 100.0).collect::<Vec<_>>(),
         if complete { "" } else { " (incomplete)" }
     );
-    if !complete && !stop.load(Ordering::Relaxed) {
+    if !complete && stop.load(Ordering::Relaxed) {
+        return Err(crate::interrupted::Interrupted::md(out, frames.z.nrows()).into());
+    }
+    if !complete {
         bail!(
             "the MD in {} failed its checks and is not marked complete: {}",
             out.display(),

@@ -173,11 +173,7 @@ fn train_in_pool(
     drop(lock);
     if !root {
         return if interrupted {
-            Err(Interrupted {
-                run_dir,
-                iteration: trainer.iteration,
-            }
-            .into())
+            Err(Interrupted::training(&run_dir, trainer.iteration).into())
         } else {
             Ok(())
         };
@@ -205,11 +201,7 @@ fn train_in_pool(
         eprintln!("warning: could not plot training curves: {e:#}");
     }
     if interrupted {
-        return Err(Interrupted {
-            run_dir,
-            iteration: trainer.iteration,
-        }
-        .into());
+        return Err(Interrupted::training(&run_dir, trainer.iteration).into());
     }
     eprintln!(
         "done: {} iterations in {:.1} s, {} target evaluations",

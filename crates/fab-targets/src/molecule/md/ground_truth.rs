@@ -197,12 +197,24 @@ pub fn replica_exchange_of(
         }
     };
     let mut since_exchange = 0;
-    run_for(
-        &mut remd,
-        config.steps(config.equilibration.max(config.dt)),
-        &mut since_exchange,
-    );
-    let n_frames = config.n_frames();
+    // Equilibration in pieces of one save interval, reporting 0 frames after each, so that a
+    // stop request is honoured within one interval here too.
+    let mut equilibration_left = config.steps(config.equilibration.max(config.dt));
+    let mut stopped = false;
+    while equilibration_left > 0 && !stopped {
+        let piece = equilibration_left.min(save_steps);
+        run_for(&mut remd, piece, &mut since_exchange);
+        equilibration_left -= piece;
+        stopped = !on_progress(&MdProgress {
+            time: 0.0,
+            frames: 0,
+            acceptance: remd.acceptance_rates(),
+            energies: (0..config.n_replicas)
+                .map(|k| remd.state(k).energy)
+                .collect(),
+        });
+    }
+    let n_frames = if stopped { 0 } else { config.n_frames() };
     let masses = &system.masses;
     let transform = &system.transform;
     let mut x = Array2::zeros((n_frames, x0.len()));

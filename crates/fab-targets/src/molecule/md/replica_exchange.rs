@@ -123,12 +123,35 @@ impl ReplicaExchangeConfig {
         if self.n_replicas == 0 {
             return Err("n_replicas must be at least 1".into());
         }
-        if !(self.equilibration >= 0.0) {
-            return Err("equilibration must be ≥ 0".into());
+        if !(self.equilibration >= 0.0 && self.equilibration.is_finite()) {
+            return Err(format!(
+                "equilibration must be ≥ 0 and finite, got {}",
+                self.equilibration
+            ));
+        }
+        if !(self.t_max <= MAX_TEMPERATURE) {
+            return Err(format!(
+                "t_max ({} K) must be finite and at most {MAX_TEMPERATURE} K",
+                self.t_max
+            ));
+        }
+        let steps = (self.length + self.equilibration) / self.dt;
+        if !(steps <= MAX_STEPS) {
+            return Err(format!(
+                "(length + equilibration) / dt = {steps:e} time steps; at most {MAX_STEPS:e}"
+            ));
         }
         Ok(())
     }
 }
+
+/// Highest replica temperature accepted (K): far above where a peptide force field means
+/// anything, low enough to refuse typos and infinities.
+const MAX_TEMPERATURE: f64 = 10_000.0;
+
+/// Most time steps a run may take (about 10⁴ core-years of alanine dipeptide): refuses lengths
+/// such as 1e300 ps before anything is allocated.
+const MAX_STEPS: f64 = 1e12;
 
 /// The replicas, their integrators and exchange statistics.
 pub struct ReplicaExchange<'a> {
@@ -316,5 +339,39 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.validate().unwrap_err().contains("dt"));
+        // Infinite or absurd durations and temperatures are refused with their field.
+        for (field, config) in [
+            (
+                "equilibration",
+                ReplicaExchangeConfig {
+                    equilibration: f64::INFINITY,
+                    ..Default::default()
+                },
+            ),
+            (
+                "t_max",
+                ReplicaExchangeConfig {
+                    t_max: f64::INFINITY,
+                    ..Default::default()
+                },
+            ),
+            (
+                "length",
+                ReplicaExchangeConfig {
+                    length: 1e300,
+                    ..Default::default()
+                },
+            ),
+            (
+                "equilibration",
+                ReplicaExchangeConfig {
+                    equilibration: 1e300,
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(field), "{field}: {err}");
+        }
     }
 }
