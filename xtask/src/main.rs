@@ -155,11 +155,26 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd
         .status()
         .with_context(|| format!("cannot start {cmd:?}"))?;
+    if status.code() == Some(130) {
+        return Err(Interrupted.into());
+    }
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
     Ok(())
 }
+
+/// A step stopped by a signal after keeping its work (`fab` exited 130).
+#[derive(Debug)]
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted; its checkpoint is kept: rerun the same command to resume")
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// Peak memory of a run: the larger of the `fab train` and `fab eval` processes' own peaks.
 pub(crate) fn run_peak_mib(r: &RunResult) -> f64 {
@@ -596,8 +611,8 @@ fn markdown(report: &serde_json::Value, profile: &str) -> String {
     s
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().command {
         Cmd::Reproduce {
             benchmark,
             quick,
@@ -617,5 +632,16 @@ fn main() -> Result<()> {
             seeds,
             mpi,
         ),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.chain().any(|c| c.is::<Interrupted>()) => {
+            eprintln!("xtask: {e}");
+            std::process::ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
