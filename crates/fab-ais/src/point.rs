@@ -108,9 +108,18 @@ impl Points {
     pub fn replace_invalid(&mut self, rng: &mut FabRng) -> Result<usize> {
         let valid: Vec<usize> = (0..self.len()).filter(|&i| self.is_valid(i)).collect();
         if valid.is_empty() {
+            // Say which side failed: the flow (often a diverged training run or unstable
+            // optimiser settings) or the target (its parameters or input files).
+            let bad = |v: &ndarray::Array1<f64>| v.iter().filter(|x| !x.is_finite()).count();
             return Err(FabError::NoValidPoint {
                 n: self.len(),
-                context: "AIS chain start".into(),
+                context: format!(
+                    "AIS chain start: log q of the flow non-finite at {} points, log p of the target at {}; \
+                     a flow that gives no finite density usually means training diverged (optimizer settings), \
+                     a target that gives none means its settings or input files are wrong",
+                    bad(&self.log_q),
+                    bad(&self.log_p)
+                ),
             });
         }
         let invalid: Vec<usize> = (0..self.len()).filter(|&i| !self.is_valid(i)).collect();

@@ -209,7 +209,7 @@ fn main() -> ExitCode {
             &run,
             checkpoint.as_ref(),
             n_samples,
-            seed..seed.saturating_add(repeats),
+            seed..seed.checked_add(repeats).unwrap_or(seed),
             ground_truth.as_deref(),
             &*comm,
         )

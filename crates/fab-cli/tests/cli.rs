@@ -301,6 +301,18 @@ fn bad_configs_name_the_file_and_field() {
             "optimizer: (lr: 1e-3, schedule: WarmupCosine(warmup_steps: 50))",
             "warmup_steps",
         ),
+        (
+            "alpha.ron",
+            "seed: 7,",
+            "seed: 7, alpha: 1e300,",
+            "training.alpha",
+        ),
+        (
+            "chunks.ron",
+            "init_seed: 3)",
+            "init_seed: 3, gradient_chunk_rows: 0)",
+            "gradient_chunk_rows",
+        ),
     ];
     for (name, from, to, field) in cases {
         assert!(base.contains(from), "{from}");
@@ -652,5 +664,34 @@ fn resume_refuses_a_metrics_log_that_is_not_the_runs() {
     );
     std::fs::remove_file(run.join("metrics.csv")).unwrap();
     let o = fab(&["train", "--config", four.to_str().unwrap(), "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn eval_refuses_no_samples_and_a_seed_range_past_the_last_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let cfg = write_config(tmp.path(), "c.ron", &tiny_config(&run, 2, 2));
+    assert!(fab(&["train", "--config", cfg.to_str().unwrap()])
+        .status
+        .success());
+    let run = run.to_str().unwrap();
+    assert_clean_failure(
+        &fab(&["eval", "--run", run, "--n-samples", "0"]),
+        &["--n-samples"],
+    );
+    assert_clean_failure(
+        &fab(&["eval", "--run", run, "--seed", "18446744073709551615"]),
+        &["--seed", "18446744073709551615"],
+    );
+    let o = fab(&[
+        "eval",
+        "--run",
+        run,
+        "--seed",
+        "18446744073709551613",
+        "--repeats",
+        "2",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }

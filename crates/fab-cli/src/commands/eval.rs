@@ -32,7 +32,14 @@ pub fn eval(
     comm: &dyn Communicator,
 ) -> Result<Evaluation> {
     if seeds.is_empty() {
-        bail!("--repeats must be at least 1");
+        bail!(
+            "--repeats must be at least 1, and --seed + --repeats at most {} (got --seed {}): the seeds are --seed, --seed + 1, …",
+            u64::MAX,
+            seeds.start
+        );
+    }
+    if n_samples == Some(0) {
+        bail!("--n-samples must be at least 1");
     }
     let config = together(comm, || load_run_config(run))?;
     in_pool(config.threads, || {
@@ -71,6 +78,7 @@ fn eval_in_pool(
         n_samples: n_samples.unwrap_or(config.eval.n_samples),
         ..config.eval
     };
+    eval_config.validate().context("--n-samples")?;
     let started = Instant::now();
     let n_repeats = seeds.end - seeds.start;
     let mut per_seed = Vec::new();

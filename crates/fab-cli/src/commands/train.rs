@@ -76,7 +76,8 @@ fn train_in_pool(
     })?;
 
     let (mut parts, trainer) = together(&**comm, || {
-        let parts = Components::build(&config)?;
+        let parts = Components::build(&config)
+            .with_context(|| format!("config {}", config_path.display()))?;
         let trainer = parts
             .trainer(&config)
             .with_context(|| format!("invalid config {}", config_path.display()))?;

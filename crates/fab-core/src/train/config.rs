@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 use crate::optim::AdamConfig;
 use crate::{FabError, Result};
 
+/// Largest α of the α-divergence accepted: the AIS goal p^α q^(1−α) raises importance weights
+/// to the power α, which leaves f64's range for α far above FAB's 2.
+const MAX_ALPHA: f64 = 10.0;
+
 /// Which training objective to use: FAB or one of the paper's baselines (fab-spec §1.4, §5.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LossKind {
@@ -187,8 +191,11 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return bad("batch_size", "must be positive");
         }
-        if !(self.alpha.is_finite() && self.alpha > 0.0) {
-            return bad("alpha", "must be a positive number");
+        if !(self.alpha > 0.0 && self.alpha <= MAX_ALPHA) {
+            return bad(
+                "alpha",
+                &format!("must lie in (0, {MAX_ALPHA}] (FAB uses 2; larger powers of the importance weights overflow)"),
+            );
         }
         if self.loss == LossKind::FabBuffer {
             let b = &self.buffer;

@@ -148,13 +148,16 @@ where
         }
         crate::coupling::check_gradient_chunk_rows(config.gradient_chunk_rows)?;
         let c = &config.spline;
-        if !(c.bound > 0.0)
+        if !(c.bound > 0.0 && c.bound <= 1e6)
             || !(c.min_bin > 0.0 && c.min_bin * c.bins as f64 <= 0.5)
-            || !(c.min_slope > 0.0)
+            || !(c.min_slope > 0.0 && c.min_slope < 1.0)
         {
             return Err(FabError::invalid(
                 "flow.spline",
-                "need bound > 0, 0 < min_bin ≤ 0.5/bins and min_slope > 0",
+                format!(
+                    "need 0 < bound ≤ 1e6, 0 < min_bin ≤ 0.5/bins and 0 < min_slope < 1; got bound {}, min_bin {}, min_slope {}",
+                    c.bound, c.min_bin, c.min_slope
+                ),
             ));
         }
         if config.shared_axis_angles != SharedAxisAngles::Off {

@@ -256,9 +256,9 @@ impl<'a> Reader<'a> {
         let v = self
             .fields(name)?
             .iter()
-            .map(|f| {
-                f.parse::<f64>()
-                    .map_err(|_| self.malformed(name, format!("`{f}` is not a number")))
+            .map(|f| match f.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(v),
+                _ => Err(self.malformed(name, format!("`{f}` is not a finite number"))),
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.check_len(name, v.len(), expected)?;
@@ -335,6 +335,16 @@ impl Prmtop {
             residue_of[first..].iter_mut().for_each(|v| *v = k);
         }
         let charges = r.reals("CHARGE", n_atoms)?;
+        // Amber stores charges × 18.2223; no atom carries more than a few elementary charges.
+        if let Some(q) = charges.iter().find(|q| q.abs() > 10.0 * 18.2223) {
+            return Err(r.malformed(
+                "CHARGE",
+                format!(
+                    "{q} is {:.0} e; an atom's charge must be within ±10 e",
+                    q / 18.2223
+                ),
+            ));
+        }
         let masses = r.reals("MASS", n_atoms)?;
         let lj_type = r
             .ints("ATOM_TYPE_INDEX", n_atoms)?
