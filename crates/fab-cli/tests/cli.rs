@@ -599,6 +599,34 @@ fn sizes_beyond_memory_are_refused_with_the_setting_named() {
     train_refuses(tmp.path(), "eval.ron", &huge, &["eval.n_samples", "GiB"]);
     let huge = tiny_config(&run, 2, 2).replace("n_test: 200", "n_test: 100000000000000");
     train_refuses(tmp.path(), "test.ron", &huge, &["eval.n_test", "GiB"]);
+    // Flows of 10¹⁸ layers, 4·10⁹-unit conditioners, 10¹² hidden layers: refused before any
+    // tensor is allocated (these were capacity-overflow panics or allocation aborts).
+    for (name, from, to) in [
+        (
+            "layers.ron",
+            "n_layers: 2,",
+            "n_layers: 1000000000000000000,",
+        ),
+        (
+            "width.ron",
+            "hidden_units_per_dim: 2,",
+            "hidden_units_per_dim: 2000000000,",
+        ),
+        (
+            "depth.ron",
+            "hidden_layers: 2,",
+            "hidden_layers: 1000000000000,",
+        ),
+    ] {
+        let text = tiny_config(&run, 2, 2);
+        assert!(text.contains(from), "{from}");
+        train_refuses(
+            tmp.path(),
+            name,
+            &text.replace(from, to),
+            &[name, "flow", "GiB"],
+        );
+    }
     assert!(!run.join("checkpoint.safetensors").exists());
     // `fab sample -n` of 10¹⁵ on a trained run.
     let cfg = write_config(tmp.path(), "ok.ron", &tiny_config(&run, 2, 2));

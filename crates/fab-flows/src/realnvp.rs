@@ -119,6 +119,8 @@ where
             ));
         }
         crate::coupling::check_gradient_chunk_rows(config.gradient_chunk_rows)?;
+        // Shift and scale per transformed coordinate.
+        crate::coupling::check_flow_size(dim, config.n_layers, width, config.hidden_layers, 2)?;
         let dev = dfdx::prelude::Cpu::default();
         let mut rng = fab_core::rng::seeded(config.init_seed);
         let mut layers: Vec<Coupling<E>> = (0..config.n_layers)

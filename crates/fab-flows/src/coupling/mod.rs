@@ -22,9 +22,11 @@ mod flow;
 mod layer;
 mod log_density;
 mod params;
+mod size;
 mod training;
 
 pub(crate) use chunks::check_gradient_chunk_rows;
 pub use engine::Engine;
 pub use flow::CouplingFlow;
 pub(crate) use layer::{Coupling, SplinePart, Transform};
+pub(crate) use size::check_flow_size;

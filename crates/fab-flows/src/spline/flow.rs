@@ -147,6 +147,14 @@ where
             ));
         }
         crate::coupling::check_gradient_chunk_rows(config.gradient_chunk_rows)?;
+        // Widths, heights and slopes of the spline bins per transformed coordinate.
+        crate::coupling::check_flow_size(
+            dim,
+            config.n_layers,
+            config.hidden_units,
+            config.hidden_layers,
+            3 * config.spline.bins.min(1 << 20) + 1,
+        )?;
         let c = &config.spline;
         if !(c.bound > 0.0 && c.bound <= 1e6)
             || !(c.min_bin > 0.0 && c.min_bin * c.bins as f64 <= 0.5)
