@@ -61,9 +61,23 @@ impl MetricsCsv {
             .collect())
     }
 
-    /// Column `name` against the training wall time (column `wall_seconds`).
+    /// Column `name` against the training wall time (column `wall_seconds`), each row with its
+    /// iteration number (column `iteration`), so that windows count iterations whatever
+    /// `log_every` was.
     pub fn curve(&self, name: &str) -> Result<LearningCurve> {
+        let iterations: Vec<u64> = self
+            .column("iteration")?
+            .iter()
+            .map(|&i| {
+                if i.is_finite() && i >= 0.0 {
+                    i as u64
+                } else {
+                    0
+                }
+            })
+            .collect();
         LearningCurve::new(self.column("wall_seconds")?, self.column(name)?)
+            .and_then(|c| c.with_iterations(iterations))
             .with_context(|| format!("{}: column `{name}`", self.path.display()))
     }
 }

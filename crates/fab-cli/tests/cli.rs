@@ -723,3 +723,35 @@ fn eval_refuses_no_samples_and_a_seed_range_past_the_last_seed() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn compare_counts_iterations_not_log_rows() {
+    // Logged every 2 iterations for 6: three rows, six iterations.
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let text = tiny_config(&run, 6, 2).replace("log_every: 1", "log_every: 2");
+    let cfg = write_config(tmp.path(), "c.ron", &text);
+    assert!(fab(&["train", "--config", cfg.to_str().unwrap()])
+        .status
+        .success());
+    let out = tmp.path().join("cmp");
+    let o = fab(&[
+        "compare",
+        "--runs",
+        run.to_str().unwrap(),
+        "--at",
+        "1000",
+        "--window",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
+    let run0 = &doc["runs"][0];
+    assert_eq!(run0["iterations"], 6, "{doc}");
+    assert_eq!(run0["at"][0]["iterations"], 6, "{doc}");
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(md.contains("6 it"), "{md}");
+}

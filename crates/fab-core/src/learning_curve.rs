@@ -11,6 +11,8 @@ use crate::error::{FabError, Result};
 /// A per-iteration statistic with the training wall time at which each iteration finished.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LearningCurve {
+    /// The iteration number of each row (1, 2, … unless logged every few iterations).
+    iterations: Vec<u64>,
     wall_seconds: Vec<f64>,
     values: Vec<f64>,
 }
@@ -18,7 +20,7 @@ pub struct LearningCurve {
 /// The smoothed value of a curve at one wall time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CurvePoint {
-    /// Iterations finished by then (the number of rows up to and including the window's last).
+    /// Iterations finished by then (the iteration number of the window's last row).
     pub iterations: usize,
     /// Wall time (s) at which the window's last iteration finished.
     pub wall_seconds: f64,
@@ -58,12 +60,48 @@ impl LearningCurve {
             ));
         }
         Ok(Self {
+            iterations: (1..=values.len() as u64).collect(),
             wall_seconds,
             values,
         })
     }
 
-    /// Number of iterations logged.
+    /// Gives each row its iteration number, for logs written every few iterations
+    /// (`output.log_every`): windows and "iterations finished" then count iterations, not rows.
+    /// The numbers must increase.
+    pub fn with_iterations(mut self, iterations: Vec<u64>) -> Result<Self> {
+        if iterations.len() != self.values.len() {
+            return Err(FabError::invalid(
+                "learning curve",
+                format!(
+                    "{} iteration numbers but {} values",
+                    iterations.len(),
+                    self.values.len()
+                ),
+            ));
+        }
+        if let Some(i) = iterations.windows(2).position(|w| w[0] >= w[1]) {
+            return Err(FabError::invalid(
+                "iteration",
+                format!(
+                    "must increase (row {} has {}, row {} has {})",
+                    i + 1,
+                    iterations[i],
+                    i + 2,
+                    iterations[i + 1]
+                ),
+            ));
+        }
+        self.iterations = iterations;
+        Ok(self)
+    }
+
+    /// The last logged iteration's number (0 for an empty curve).
+    pub fn last_iteration(&self) -> u64 {
+        self.iterations.last().copied().unwrap_or(0)
+    }
+
+    /// Number of rows logged.
     pub fn len(&self) -> usize {
         self.values.len()
     }
@@ -78,21 +116,33 @@ impl LearningCurve {
         self.wall_seconds.last().copied().unwrap_or(0.0)
     }
 
-    /// Means over consecutive windows of `window` iterations (the last may be shorter), each
-    /// placed at the wall time of its last iteration: the smoothed curve to plot.
+    /// Means over consecutive windows of `window` iterations (iterations 1..=w, w+1..=2w, …; the
+    /// last may be shorter), each placed at the wall time of its last logged iteration: the
+    /// smoothed curve to plot.
     pub fn window_means(&self, window: usize) -> Vec<CurvePoint> {
-        let window = window.max(1);
-        (0..self.len())
-            .step_by(window)
-            .map(|start| self.point(start, (start + window).min(self.len())))
-            .collect()
+        let window = window.max(1) as u64;
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < self.len() {
+            let k = (self.iterations[start].max(1) - 1) / window;
+            let end =
+                start + self.iterations[start..].partition_point(|&i| (i.max(1) - 1) / window == k);
+            out.push(self.point(start, end));
+            start = end;
+        }
+        out
     }
 
-    /// The mean over the `window` iterations (fewer at the start) ending with the last iteration
+    /// The mean over the last `window` iterations (fewer at the start) up to the last iteration
     /// finished by `seconds`; `None` before the first iteration finished.
     pub fn trailing_mean_at(&self, seconds: f64, window: usize) -> Option<CurvePoint> {
         let end = self.wall_seconds.partition_point(|&t| t <= seconds);
-        (end > 0).then(|| self.point(end.saturating_sub(window.max(1)), end))
+        if end == 0 {
+            return None;
+        }
+        let first = self.iterations[end - 1].saturating_sub(window.max(1) as u64);
+        let start = self.iterations[..end].partition_point(|&i| i <= first);
+        Some(self.point(start, end))
     }
 
     /// The point summarising rows `start..end` (non-empty).
@@ -108,7 +158,7 @@ impl LearningCurve {
             finite.iter().sum::<f64>() / finite.len() as f64
         };
         CurvePoint {
-            iterations: end,
+            iterations: self.iterations[end - 1] as usize,
             wall_seconds: self.wall_seconds[end - 1],
             mean,
         }
@@ -149,6 +199,26 @@ mod tests {
         // Past the end: the last window.
         assert_eq!(c.trailing_mean_at(1e9, 2).unwrap().mean, 8.5);
         assert_eq!(c.total_seconds(), 20.0);
+    }
+
+    #[test]
+    fn windows_count_iterations_when_logged_every_few() {
+        // Logged every 10 iterations: rows are iterations 10, 20, …, 100 with values 0..9.
+        let c = LearningCurve::new(
+            (1..=10).map(|i| 2.0 * i as f64).collect(),
+            (0..10).map(f64::from).collect(),
+        )
+        .unwrap()
+        .with_iterations((1..=10).map(|i| 10 * i).collect())
+        .unwrap();
+        // By 8.5 s four rows finished: iteration 40; the last 20 iterations are rows 30 and 40.
+        let p = c.trailing_mean_at(8.5, 20).unwrap();
+        assert_eq!((p.iterations, p.mean), (40, 2.5));
+        let means = c.window_means(50);
+        assert_eq!(means.len(), 2);
+        assert_eq!((means[0].iterations, means[0].mean), (50, 2.0));
+        assert_eq!(c.last_iteration(), 100);
+        assert!(c.clone().with_iterations(vec![1; 10]).is_err());
     }
 
     #[test]

@@ -107,12 +107,16 @@ pub fn compare(
         let final_eval = c
             .final_eval
             .map_or("–".to_string(), |(f, a)| format!("{f:.3} / {a:.3}"));
-        writeln!(md, " {total:.1} min, {} it | {final_eval} |", c.flow.len())?;
+        writeln!(
+            md,
+            " {total:.1} min, {} it | {final_eval} |",
+            c.flow.last_iteration()
+        )?;
         rows.push(json!({
             "run": c.name,
             "at": points,
             "training_minutes": total,
-            "iterations": c.flow.len(),
+            "iterations": c.flow.last_iteration(),
             "eval_ess_flow": c.final_eval.map(|e| e.0),
             "eval_ess_ais": c.final_eval.map(|e| e.1),
         }));
