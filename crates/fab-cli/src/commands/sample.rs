@@ -15,6 +15,7 @@ use crate::ranks::together;
 use crate::sample_files::{write_csv, write_dcd, write_npy_table, write_pdb};
 
 /// `fab sample`: flow (or AIS) samples with log q / log weights into a CSV file.
+#[allow(clippy::too_many_arguments)] // one per command-line option
 pub fn sample(
     run: &Path,
     checkpoint: Option<&PathBuf>,

@@ -44,26 +44,12 @@ pub enum PeptideError {
     },
     /// A bond of the topology has a length in the structure far from its equilibrium length:
     /// atoms listed in another order than the topology's, or a broken structure.
-    #[error(
-        "{coordinates}: the bond between atom {i} ({name_i}) and atom {j} ({name_j}) of {prmtop} is {length:.3} Å long, its equilibrium length {r0:.3} Å: the structure must list the topology's atoms in its order, with sensible positions"
-    )]
+    #[error("{coordinates}: {bond}: the structure must list the topology's atoms in its order, with sensible positions")]
     BondLength {
         /// The structure file.
         coordinates: String,
-        /// The topology file.
-        prmtop: String,
-        /// 1-based atom numbers and names of the bond.
-        i: usize,
-        /// Name of atom i in the topology.
-        name_i: String,
-        /// Second atom (1-based).
-        j: usize,
-        /// Name of atom j in the topology.
-        name_j: String,
-        /// Length in the structure (Å; NaN if a coordinate is not finite).
-        length: f64,
-        /// Equilibrium length in the force field (Å).
-        r0: f64,
+        /// The bond, its length and its equilibrium length.
+        bond: String,
     },
     /// The structure and the topology disagree on the atom count.
     #[error("{coordinates} has {got} atoms, {prmtop} has {expected}")]
@@ -158,16 +144,19 @@ impl Peptide {
                     .map(|a| (reference[i][a] - reference[j][a]).powi(2))
                     .sum::<f64>()
                     .sqrt();
-            if !((length - bond.r0).abs() <= MAX_BOND_STRETCH) {
+            // Written so that a NaN length (non-finite coordinates) fails too.
+            let sensible = (length - bond.r0).abs() <= MAX_BOND_STRETCH;
+            if !sensible {
                 return Err(PeptideError::BondLength {
                     coordinates: coordinates_origin.into(),
-                    prmtop: prmtop_origin.into(),
-                    i: i + 1,
-                    name_i: topology.atom_names[i].trim().into(),
-                    j: j + 1,
-                    name_j: topology.atom_names[j].trim().into(),
-                    length,
-                    r0: bond.r0,
+                    bond: format!(
+                        "the bond between atom {} ({}) and atom {} ({}) of {prmtop_origin} is {length:.3} Å long, its equilibrium length {:.3} Å",
+                        i + 1,
+                        topology.atom_names[i].trim(),
+                        j + 1,
+                        topology.atom_names[j].trim(),
+                        bond.r0
+                    ),
                 });
             }
         }
