@@ -131,13 +131,26 @@ mod tests {
     #[test]
     fn logs_are_cut_to_the_checkpoint_and_torn_rows_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let metrics = "iteration,loss\n10,1.5\n20,1.25\n30,1.0\n40,0.9\n4";
+        // Rows of as many fields as the header (the values do not matter here).
+        let header = metrics_header().unwrap();
+        let fields = header.split(',').count();
+        let row = |it: u64| format!("{it}{}", ",1.5".repeat(fields - 1));
+        let metrics = format!(
+            "{header}\n{}\n{}\n{}\n{}\n4",
+            row(10),
+            row(20),
+            row(30),
+            row(40)
+        );
         std::fs::write(dir.path().join("metrics.csv"), metrics).unwrap();
         let evals = "{\"iteration\":20,\"ess\":0.1}\n{\"iteration\":40,\"ess\":0.2}\n{\"itera";
         std::fs::write(dir.path().join("eval.jsonl"), evals).unwrap();
         cut_logs(dir.path(), 30).unwrap();
         let m = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
-        assert_eq!(m, "iteration,loss\n10,1.5\n20,1.25\n30,1.0\n");
+        assert_eq!(
+            m,
+            format!("{header}\n{}\n{}\n{}\n", row(10), row(20), row(30))
+        );
         let e = std::fs::read_to_string(dir.path().join("eval.jsonl")).unwrap();
         assert_eq!(e, "{\"iteration\":20,\"ess\":0.1}\n");
         // A row torn inside the header leaves no file, so the resumed run writes a fresh header.

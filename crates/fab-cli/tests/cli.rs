@@ -27,6 +27,15 @@ fn tiny_config(dir: &Path, iterations: u64, hidden_per_dim: usize) -> String {
     )
 }
 
+/// A tiny run of 2 iterations trained into `dir`/run.
+fn trained_tiny_run(dir: &Path) -> PathBuf {
+    let run = dir.join("run");
+    let cfg = write_config(dir, "c.ron", &tiny_config(&run, 2, 2));
+    let o = fab(&["train", "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    run
+}
+
 fn fab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fab"))
         .args(args)
@@ -324,11 +333,7 @@ fn bad_configs_name_the_file_and_field() {
 #[test]
 fn missing_corrupt_and_foreign_checkpoints_are_rejected_clearly() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    let cfg = write_config(tmp.path(), "c.ron", &tiny_config(&run, 2, 2));
-    assert!(fab(&["train", "--config", cfg.to_str().unwrap()])
-        .status
-        .success());
+    let run = trained_tiny_run(tmp.path());
     let ck = run.join("checkpoint.safetensors");
 
     // Missing checkpoint.
@@ -648,11 +653,7 @@ fn sizes_beyond_memory_are_refused_with_the_setting_named() {
 #[test]
 fn sample_never_replaces_a_run_file_and_asks_before_replacing_any_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    let cfg = write_config(tmp.path(), "c.ron", &tiny_config(&run, 2, 2));
-    assert!(fab(&["train", "--config", cfg.to_str().unwrap()])
-        .status
-        .success());
+    let run = trained_tiny_run(tmp.path());
     let log = std::fs::read(run.join("metrics.csv")).unwrap();
     let sample = |out: &Path, force: bool| {
         let mut args = vec!["sample", "--run", run.to_str().unwrap(), "-n", "5"];
@@ -698,11 +699,7 @@ fn resume_refuses_a_metrics_log_that_is_not_the_runs() {
 #[test]
 fn eval_refuses_no_samples_and_a_seed_range_past_the_last_seed() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    let cfg = write_config(tmp.path(), "c.ron", &tiny_config(&run, 2, 2));
-    assert!(fab(&["train", "--config", cfg.to_str().unwrap()])
-        .status
-        .success());
+    let run = trained_tiny_run(tmp.path());
     let run = run.to_str().unwrap();
     assert_clean_failure(
         &fab(&["eval", "--run", run, "--n-samples", "0"]),
