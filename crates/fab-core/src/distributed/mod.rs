@@ -16,6 +16,8 @@ mod ordered_sum;
 mod partition;
 mod split_density;
 mod split_flow;
+#[cfg(test)]
+mod threads;
 
 pub use communicator::{Communicator, Local, Traffic};
 pub use gather::{agree, gather_rows};

@@ -141,8 +141,9 @@ impl MdSystem {
 }
 
 /// Runs replica exchange for alanine dipeptide from the shipped crd structure with the shipped
-/// force field (kT = R·T, R = 8.314e-3 as the target). `on_progress` is called after every frame;
-/// returning false stops the run early (the frames so far are returned).
+/// force field (kT = R·T, R = 8.314e-3 as the target). `on_progress` is called after every frame,
+/// and during equilibration after every save interval (with 0 frames); returning false stops the
+/// run early (the frames so far are returned).
 pub fn replica_exchange(
     config: &ReplicaExchangeConfig,
     on_progress: &mut dyn FnMut(&MdProgress) -> bool,
@@ -285,13 +286,15 @@ mod tests {
             length: 8.0,
             ..Default::default()
         };
-        let mut calls = 0;
+        let (mut calls, mut equilibrating) = (0, 0);
         let (frames, acceptance) = replica_exchange(&config, &mut |p| {
             calls += 1;
+            equilibrating += usize::from(p.frames == 0);
             p.frames < 1000
         });
         assert_eq!(frames.z.nrows(), 80);
-        assert_eq!(calls, 80);
+        // One call per save interval of the 2 ps equilibration (0 frames), then one per frame.
+        assert_eq!((equilibrating, calls), (20, 100));
         assert!(
             acceptance.iter().all(|a| (0.0..=1.0).contains(a)),
             "{acceptance:?}"
