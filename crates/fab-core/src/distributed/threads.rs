@@ -6,13 +6,16 @@ use std::sync::{Arc, Barrier, Mutex};
 
 use super::Communicator;
 
+/// A one-way channel between two ranks.
+type Link = (Mutex<Sender<Vec<f64>>>, Mutex<Receiver<Vec<f64>>>);
+
 /// What the ranks of one [`ThreadRanks`] group share.
 #[derive(Debug)]
 struct Hub {
     barrier: Barrier,
     slots: Mutex<Vec<Vec<u8>>>,
     /// `links[from][to]`: the channel from rank `from` to rank `to`.
-    links: Vec<Vec<(Mutex<Sender<Vec<f64>>>, Mutex<Receiver<Vec<f64>>>)>>,
+    links: Vec<Vec<Link>>,
 }
 
 /// One rank of a group of threads (see [`ThreadRanks::group`]).
