@@ -32,6 +32,7 @@ impl Components {
     /// Builds target, flow and sampler from the configuration.
     pub fn build(config: &RunConfig) -> Result<Self> {
         let target = fab_targets::build(&config.target).context("building the target")?;
+        check_circular(config)?;
         let flow =
             fab_flows::build(&flow_config(config)?, target.dim()).context("building the flow")?;
         let ais = Ais::new(config.ais).context("building the AIS sampler")?;
@@ -85,6 +86,27 @@ pub fn flow_config(config: &RunConfig) -> Result<FlowConfig> {
     Ok(FlowConfig::SplineCoupling(
         flow.with_relative_angles(pairs)?,
     ))
+}
+
+/// Refuses a spline flow whose `circular` list names coordinates of a molecule target that are
+/// not torsions (bond lengths and angles are not periodic).
+pub(crate) fn check_circular(config: &RunConfig) -> Result<()> {
+    let FlowConfig::SplineCoupling(flow) = &config.flow else {
+        return Ok(());
+    };
+    if flow.circular.is_empty() {
+        return Ok(());
+    }
+    let Some(molecule) = fab_targets::Molecule::from_config(&config.target)? else {
+        return Ok(());
+    };
+    let torsions = molecule.circular_indices();
+    if let Some(bad) = flow.circular.iter().find(|i| !torsions.contains(i)) {
+        anyhow::bail!(
+            "invalid flow.circular: coordinate {bad} of the molecule is a bond length or angle, not a torsion; its torsions are {torsions:?}"
+        );
+    }
+    Ok(())
 }
 
 /// Loads the configuration saved in a run directory.

@@ -457,3 +457,20 @@ fn md_stops_on_sigterm_during_equilibration_and_exits_130() {
     );
     assert!(err.contains("interrupted"), "{err}");
 }
+
+#[test]
+fn a_circular_entry_that_is_not_a_torsion_is_refused() {
+    // Coordinate 0 of alanine dipeptide's internal coordinates is a bond length.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let text = tiny_config(&run, 1.0).replace("circular: [5,", "circular: [0, 5,");
+    let cfg = dir.path().join("c.ron");
+    std::fs::write(&cfg, text).unwrap();
+    let o = fab(&["train", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("flow.circular") && err.contains("coordinate 0") && err.contains("c.ron"),
+        "{err}"
+    );
+}

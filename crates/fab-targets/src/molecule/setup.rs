@@ -69,6 +69,12 @@ impl Molecule {
         }
     }
 
+    /// Indices of the target's coordinates that are torsions (angles on the circle): what a
+    /// flow's `circular` list may name.
+    pub fn circular_indices(&self) -> Vec<usize> {
+        self.target.transform().circular_indices()
+    }
+
     /// Pairs (j, i) of circular torsions of the target's Z-matrix that turn about the same bond,
     /// for a flow's `relative_angles` ([`crate::molecule::ZMatrix::shared_axis_dihedrals`]; with
     /// `heavy_only`, only pairs whose j places a heavy atom).
