@@ -5,27 +5,39 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+/// Writes `out` through `<out>.<ext>.tmp`: `write` fills the temporary file, which then replaces
+/// `out`. On any error the temporary file is removed (a full disk leaves nothing behind) and the
+/// error names the file.
+fn via_temp(out: &Path, ext: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp = out.with_extension(format!("{ext}.tmp"));
+    let done = write(&tmp)
+        .with_context(|| format!("cannot write {}", out.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))
+        });
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
 /// Writes a table as CSV with a header, atomically (temporary file, then rename).
 pub fn write_csv(header: &[String], rows: &ndarray::Array2<f64>, out: &Path) -> Result<()> {
-    let tmp = out.with_extension("csv.tmp");
-    let mut w =
-        csv::Writer::from_path(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    w.write_record(header)?;
-    for row in rows.rows() {
-        w.write_record(row.iter().map(|v| v.to_string()))?;
-    }
-    w.flush()?;
-    drop(w);
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))
+    via_temp(out, "csv", |tmp| {
+        let mut w = csv::Writer::from_path(tmp)?;
+        w.write_record(header)?;
+        for row in rows.rows() {
+            w.write_record(row.iter().map(|v| v.to_string()))?;
+        }
+        w.flush()?;
+        Ok(())
+    })
 }
 
 /// Writes a table as an (n, columns) float64 .npy array, atomically, and its column names one
 /// per line to `<stem>.columns.txt` (numpy arrays carry no names).
 pub fn write_npy_table(header: &[String], rows: &ndarray::Array2<f64>, out: &Path) -> Result<()> {
-    let tmp = out.with_extension("npy.tmp");
-    ndarray_npy::write_npy(&tmp, rows)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    via_temp(out, "npy", |tmp| Ok(ndarray_npy::write_npy(tmp, rows)?))?;
     let names = out.with_extension("columns.txt");
     std::fs::write(&names, header.join("\n") + "\n")
         .with_context(|| format!("cannot write {}", names.display()))?;
@@ -103,14 +115,9 @@ pub fn write_pdb(
     let molecule = molecule_for_output(target, out)?;
     let (top, transform) = (&molecule.peptide.topology, molecule.target.transform());
     let frames: Vec<Vec<[f64; 3]>> = transform.map_cartesian(z, |x| x.to_vec());
-    let tmp = out.with_extension("pdb.tmp");
     let log_w = log_w.to_vec();
-    std::fs::write(
-        &tmp,
-        fab_targets::molecule::formats::pdb::to_pdb_weighted(top, &frames, Some(&log_w)),
-    )
-    .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    let text = fab_targets::molecule::formats::pdb::to_pdb_weighted(top, &frames, Some(&log_w));
+    via_temp(out, "pdb", |tmp| Ok(std::fs::write(tmp, &text)?))?;
     eprintln!("wrote {} conformations to {}", frames.len(), out.display());
     Ok(())
 }

@@ -85,8 +85,13 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> MdFilesError + '_ {
 /// Writes `contents` to `dir/name` through a temporary file, so a crash never leaves half a file.
 fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> Result<(), MdFilesError> {
     let (path, tmp) = (dir.join(name), dir.join(format!(".{name}.tmp")));
-    std::fs::write(&tmp, contents).map_err(io_error(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_error(&path))
+    let done = std::fs::write(&tmp, contents)
+        .map_err(io_error(&path))
+        .and_then(|()| std::fs::rename(&tmp, &path).map_err(io_error(&path)));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp); // a full disk leaves no partial file behind
+    }
+    done
 }
 
 fn write_npy<A, D>(
@@ -100,11 +105,16 @@ where
     D: ndarray::Dimension,
 {
     let (path, tmp) = (dir.join(name), dir.join(format!(".{name}.tmp")));
-    ndarray_npy::write_npy(&tmp, array).map_err(|e| MdFilesError::Array {
-        path: tmp.clone(),
-        reason: e.to_string(),
-    })?;
-    std::fs::rename(&tmp, &path).map_err(io_error(&path))
+    let done = ndarray_npy::write_npy(&tmp, array)
+        .map_err(|e| MdFilesError::Array {
+            path: path.clone(),
+            reason: e.to_string(),
+        })
+        .and_then(|()| std::fs::rename(&tmp, &path).map_err(io_error(&path)));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
 }
 
 /// Writes the frames, the trajectory and md.json of `run` into `out` (created if missing) and
