@@ -611,7 +611,22 @@ fn markdown(report: &serde_json::Value, profile: &str) -> String {
     s
 }
 
+/// Passes Ctrl-C and SIGTERM on to the `fab` steps: every process of xtask's process group gets
+/// SIGTERM once, so a running `fab train` (or `mpirun` and its ranks) checkpoints and exits 130,
+/// which ends xtask with "rerun to resume", also when only xtask itself was signalled.
+fn forward_stop_signals() {
+    let forwarded = std::sync::atomic::AtomicBool::new(false);
+    let _ = ctrlc::set_handler(move || {
+        if !forwarded.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // `kill -TERM 0`: the whole process group, this one included (its handler ignores
+            // the second signal).
+            let _ = Command::new("kill").args(["-TERM", "0"]).status();
+        }
+    });
+}
+
 fn main() -> std::process::ExitCode {
+    forward_stop_signals();
     let result = match Cli::parse().command {
         Cmd::Reproduce {
             benchmark,
