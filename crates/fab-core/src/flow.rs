@@ -92,9 +92,8 @@ pub trait Flow: LogDensity {
         &self,
         x: ArrayView2<f64>,
         coeff: &mut dyn FnMut(ArrayView1<f64>) -> Array1<f64>,
-        comm: &dyn Communicator,
+        _comm: &dyn Communicator,
     ) -> Result<WeightedGrad> {
-        let _ = comm;
         self.weighted_nll_grad(x, coeff)
     }
 

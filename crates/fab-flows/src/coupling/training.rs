@@ -113,8 +113,9 @@ where
                 .collect();
             (log_q, coefficients, parts)
         };
-        let n_params = self.n_params();
-        let mut grad = ordered_sum(comm, &parts, &chunk_counts, n_params + 1);
+        // A rank without chunks still needs the length (parameters and the loss).
+        let len = parts.first().map_or_else(|| self.n_params() + 1, Vec::len);
+        let mut grad = ordered_sum(comm, &parts, &chunk_counts, len);
         let loss = grad.pop().unwrap_or(f64::NAN);
         Ok(WeightedGrad {
             log_q,
